@@ -1,0 +1,28 @@
+"""Error types whose message is meant for the user (CLI and viewer show it as is)."""
+
+from __future__ import annotations
+
+
+class UserFacingError(Exception):
+    """Base of errors caused by input the user can fix; the message says how."""
+
+
+class SlideError(UserFacingError):
+    """A slide file cannot be used: missing, corrupt, unsupported or without a scale."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class FeatureError(UserFacingError):
+    """Features or a feature file do not fit what was asked (dimension, extractor, levels)."""
+
+
+class GraphError(UserFacingError):
+    """A slide graph cannot be built (no tissue, no patches)."""
+
+
+class CheckpointError(UserFacingError):
+    """A checkpoint is unreadable or was made for another configuration."""

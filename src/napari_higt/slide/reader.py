@@ -1,0 +1,458 @@
+"""Whole-slide images over OpenSlide, with a lazy multiscale pyramid for napari.
+
+`Slide` wraps ``openslide.OpenSlide`` and adds what a viewer and a tiling pipeline need:
+the physical scale (µm per pixel) from the file or from the user, RGB reads composited on
+white, a bounded LRU cache of decoded tiles shared by every reader thread, and
+`Slide.pyramid`, a list of dask arrays (finest first) whose chunks are the file's tiles so
+that napari reads only the tiles in view.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_higt.errors import SlideError
+
+__all__ = ["Slide", "SlideError", "TileCache", "PyramidLevel", "SLIDE_EXTENSIONS"]
+
+#: File name patterns offered to napari's reader and the file dialogs.
+SLIDE_EXTENSIONS = (
+    ".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide",
+)
+
+#: The coarsest pyramid level keeps at least this many pixels on its long side.
+_MIN_LEVEL_SIZE = 512
+#: Consecutive pyramid levels differ by at most this factor; larger gaps get lazy levels.
+_MAX_LEVEL_GAP = 2.5
+
+MPP_HELP = (
+    "state the scale in µm per pixel: Slide(path, mpp=0.25) in Python, the 'mpp' field of "
+    "the slide widget in napari, or --mpp on the command line"
+)
+
+
+class TileCache:
+    """A thread-safe LRU cache of decoded tiles bounded by total bytes.
+
+    Parameters
+    ----------
+    max_bytes : int
+        Upper bound of the summed ``nbytes`` of the cached arrays.
+    """
+
+    def __init__(self, max_bytes: int = 256 * 2**20):
+        self.max_bytes = int(max_bytes)
+        self._data: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: tuple, value: np.ndarray) -> None:
+        if value.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._bytes -= old.nbytes
+            self._data[key] = value
+            self._bytes += value.nbytes
+            while self._bytes > self.max_bytes:
+                _, evicted = self._data.popitem(last=False)
+                self._bytes -= evicted.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._bytes = 0
+
+
+@dataclass(frozen=True)
+class PyramidLevel:
+    """One level of `Slide.pyramid`.
+
+    ``file_level`` is the OpenSlide level the pixels come from and ``factor`` the extra
+    integer block-averaging applied on top (1 for levels stored in the file).
+    """
+
+    shape: tuple[int, int]  # (height, width)
+    downsample: float  # level-0 px per level px
+    file_level: int
+    factor: int
+    tile: tuple[int, int]  # (tile_h, tile_w) = dask chunk size
+
+
+def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
+    """RGBA uint8 -> RGB uint8 with transparent pixels shown as white (as glass looks)."""
+    rgb = rgba[..., :3]
+    alpha = rgba[..., 3:4]
+    if alpha.min() == 255:
+        return np.ascontiguousarray(rgb)
+    # OpenSlide returns premultiplied colour, so white shows through as (255 - alpha).
+    out = rgb.astype(np.uint16) + (255 - alpha.astype(np.uint16))
+    return np.minimum(out, 255).astype(np.uint8)
+
+
+def _parse_mpp(mpp: float | Sequence[float] | None, path: Path) -> tuple[float, float] | None:
+    if mpp is None:
+        return None
+    if isinstance(mpp, (int, float)):
+        values = (float(mpp), float(mpp))
+    else:
+        values = tuple(float(v) for v in mpp)
+        if len(values) != 2:
+            raise SlideError(path, f"mpp must be one number or (x, y), got {mpp!r}")
+    if not all(math.isfinite(v) and 0 < v < 1000 for v in values):
+        raise SlideError(path, f"mpp must be a positive number of µm per pixel, got {mpp!r}")
+    return values  # type: ignore[return-value]
+
+
+class Slide:
+    """A whole-slide image opened with OpenSlide.
+
+    Parameters
+    ----------
+    path : str or Path
+        Slide file (any format OpenSlide reads: SVS, tiled TIFF, NDPI, MRXS, SCN, ...).
+    mpp : float or (float, float), optional
+        Microns per pixel at level 0, (x, y). Overrides the file's value; needed for files
+        that do not record their scale.
+    cache_bytes : int
+        Size bound of the decoded-tile cache used by `pyramid` and `read_region`.
+
+    Raises
+    ------
+    SlideError
+        When the file is missing, not a slide OpenSlide can read, corrupt, or has an empty
+        level. The message says what was wrong.
+
+    Examples
+    --------
+    >>> with Slide("sample_data/cmu-1-small-region.svs") as s:  # doctest: +SKIP
+    ...     s.mpp, s.level_dimensions
+    ((0.499, 0.499), ((2220, 2967),))
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        mpp: float | Sequence[float] | None = None,
+        cache_bytes: int = 256 * 2**20,
+    ):
+        import openslide
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise SlideError(self.path, "file not found")
+        if self.path.is_dir():
+            raise SlideError(self.path, "is a folder, not a slide file")
+        try:
+            self._osr = openslide.OpenSlide(str(self.path))
+        except openslide.OpenSlideUnsupportedFormatError:
+            raise SlideError(
+                self.path,
+                "not a whole-slide image OpenSlide can read (supported: Aperio SVS, tiled "
+                "TIFF, Hamamatsu, MIRAX, Leica, Ventana, ...). Plain images must be "
+                "converted to a tiled pyramidal TIFF first, e.g. with "
+                "`vips tiffsave in.png out.tif --tile --pyramid --compression jpeg`",
+            ) from None
+        except Exception as exc:  # openslide.OpenSlideError and OS errors from the C side
+            raise SlideError(self.path, f"the file is corrupt or truncated ({exc})") from None
+        self._lock = threading.RLock()
+        self._closed = False
+        self.cache = TileCache(cache_bytes)
+        self.level_dimensions: tuple[tuple[int, int], ...] = tuple(
+            (int(w), int(h)) for w, h in self._osr.level_dimensions
+        )
+        if not self.level_dimensions or any(w <= 0 or h <= 0 for w, h in self.level_dimensions):
+            self._osr.close()
+            raise SlideError(self.path, f"has an empty level: {self.level_dimensions}")
+        self.level_downsamples: tuple[float, ...] = tuple(
+            float(d) for d in self._osr.level_downsamples
+        )
+        self.properties: dict[str, str] = dict(self._osr.properties)
+        self.vendor: str | None = self.properties.get("openslide.vendor")
+        self.mpp = _parse_mpp(mpp, self.path) or self._file_mpp()
+        self.mpp_from_file = mpp is None and self.mpp is not None
+        self._pyramid_levels: list[PyramidLevel] | None = None
+
+    # -- metadata -------------------------------------------------------------------------
+    def _file_mpp(self) -> tuple[float, float] | None:
+        try:
+            x = float(self.properties["openslide.mpp-x"])
+            y = float(self.properties.get("openslide.mpp-y", x))
+        except (KeyError, ValueError):
+            return None
+        if not (x > 0 and y > 0 and math.isfinite(x) and math.isfinite(y)):
+            return None
+        return (x, y)
+
+    @property
+    def slide_id(self) -> str:
+        """The file name without its extension; names the slide's feature file."""
+        return self.path.stem
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """(width, height) of level 0 in pixels."""
+        return self.level_dimensions[0]
+
+    @property
+    def level_count(self) -> int:
+        return len(self.level_dimensions)
+
+    @property
+    def objective_power(self) -> float | None:
+        """Scanning objective magnification from the file, or None."""
+        try:
+            value = float(self.properties["openslide.objective-power"])
+        except (KeyError, ValueError):
+            return None
+        return value if value > 0 else None
+
+    def set_mpp(self, mpp: float | Sequence[float]) -> None:
+        """State the level-0 scale (µm per pixel) of a slide, e.g. one whose file lacks it."""
+        self.mpp = _parse_mpp(mpp, self.path)
+        self.mpp_from_file = False
+
+    def require_mpp(self) -> tuple[float, float]:
+        """The level-0 scale in µm per pixel, or a `SlideError` that says how to state it.
+
+        Falls back to the objective power (x40 = 0.25 µm/px, x20 = 0.5, ...) when the file
+        states only that.
+        """
+        if self.mpp is not None:
+            return self.mpp
+        power = self.objective_power
+        if power is not None:
+            return (10.0 / power, 10.0 / power)
+        raise SlideError(
+            self.path, f"the file records neither its pixel size nor its magnification; {MPP_HELP}"
+        )
+
+    def best_level_for_downsample(self, downsample: float) -> int:
+        """The finest-detail file level whose downsample is <= ``downsample`` (+1 % slack)."""
+        best = 0
+        for i, d in enumerate(self.level_downsamples):
+            if d <= downsample * 1.01:
+                best = i
+        return best
+
+    def metadata(self) -> dict:
+        """A JSON-able summary for ``layer.metadata`` and reports."""
+        return {
+            "path": str(self.path),
+            "slide_id": self.slide_id,
+            "vendor": self.vendor,
+            "dimensions": list(self.dimensions),
+            "level_dimensions": [list(d) for d in self.level_dimensions],
+            "level_downsamples": list(self.level_downsamples),
+            "mpp": list(self.mpp) if self.mpp else None,
+            "mpp_from_file": self.mpp_from_file,
+            "objective_power": self.objective_power,
+        }
+
+    # -- pixels ---------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SlideError(self.path, "the slide was closed")
+
+    def _read_rgba(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
+        self._check_open()
+        try:
+            img = self._osr.read_region((int(location[0]), int(location[1])), int(level),
+                                        (int(size[0]), int(size[1])))
+        except Exception as exc:
+            raise SlideError(
+                self.path, f"reading pixels failed; the file may have changed or vanished ({exc})"
+            ) from None
+        return np.asarray(img)
+
+    def read_region(
+        self, location: tuple[int, int], level: int, size: tuple[int, int]
+    ) -> np.ndarray:
+        """Read pixels of one file level.
+
+        Parameters
+        ----------
+        location : (int, int)
+            Top-left (x, y) in level-0 pixels.
+        level : int
+            File level to read.
+        size : (int, int)
+            (width, height) in pixels of that level.
+
+        Returns
+        -------
+        np.ndarray
+            (height, width, 3) uint8 RGB; outside the slide and transparent areas are white.
+        """
+        if not 0 <= level < self.level_count:
+            raise SlideError(self.path, f"level {level} does not exist (0..{self.level_count - 1})")
+        if size[0] <= 0 or size[1] <= 0:
+            raise ValueError(f"size must be positive, got {size}")
+        return _composite_on_white(self._read_rgba(location, level, size))
+
+    def _file_tile_size(self, level: int) -> tuple[int, int]:
+        p = self.properties
+        try:
+            return (int(p[f"openslide.level[{level}].tile-height"]),
+                    int(p[f"openslide.level[{level}].tile-width"]))
+        except (KeyError, ValueError):
+            return (512, 512)
+
+    def _chunk(self, level: int, factor: int, cy: int, cx: int, tile: tuple[int, int],
+               shape: tuple[int, int]) -> np.ndarray:
+        """One pyramid chunk (cached): file tile (factor 1) or a block-averaged area."""
+        key = (level, factor, cy, cx)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        th, tw = tile
+        h = min(th, shape[0] - cy * th)
+        w = min(tw, shape[1] - cx * tw)
+        ds = self.level_downsamples[level]
+        x0 = int(round(cx * tw * factor * ds))
+        y0 = int(round(cy * th * factor * ds))
+        pix = self.read_region((x0, y0), level, (w * factor, h * factor))
+        if factor > 1:
+            # Block mean = area-weighted antialiasing for integer factors.
+            pix = pix.reshape(h, factor, w, factor, 3).mean(axis=(1, 3))
+            pix = np.round(pix).astype(np.uint8)
+        self.cache.put(key, pix)
+        return pix
+
+    def pyramid_levels(self) -> list[PyramidLevel]:
+        """The levels `pyramid` exposes: the file's levels plus lazy block-averaged ones.
+
+        Gaps larger than 2.5x between file levels, and the range below the coarsest file
+        level down to about 512 px, are filled with levels computed on the fly by integer
+        block averaging of the nearest finer file level, so napari always gets a real
+        multiscale pyramid, even from a single-level file.
+        """
+        if self._pyramid_levels is not None:
+            return self._pyramid_levels
+        levels: list[PyramidLevel] = []
+        w0, h0 = self.dimensions
+        for i, (w, h) in enumerate(self.level_dimensions):
+            ds = self.level_downsamples[i]
+            if levels:
+                # Fill a gap to this file level with synthetic levels from the previous one.
+                prev = levels[-1]
+                while ds / prev.downsample > _MAX_LEVEL_GAP:
+                    prev = self._synthetic(prev)
+                    levels.append(prev)
+            levels.append(PyramidLevel((h, w), ds, i, 1, self._file_tile_size(i)))
+        while max(levels[-1].shape) > _MIN_LEVEL_SIZE * 2:
+            levels.append(self._synthetic(levels[-1]))
+        self._pyramid_levels = levels
+        return levels
+
+    def _synthetic(self, prev: PyramidLevel) -> PyramidLevel:
+        factor = prev.factor * 2
+        base = prev.file_level
+        bw, bh = self.level_dimensions[base]
+        shape = (max(1, bh // factor), max(1, bw // factor))
+        tile = self._file_tile_size(base)
+        return PyramidLevel(shape, self.level_downsamples[base] * factor, base, factor, tile)
+
+    def pyramid(self) -> list:
+        """Lazy multiscale arrays for napari, finest first.
+
+        Returns
+        -------
+        list of dask.array.Array
+            (height, width, 3) uint8 RGB per level, chunked on the file's tile grid; a chunk
+            is read (and cached) only when napari or a computation asks for it.
+        """
+        import dask.array as da
+
+        arrays = []
+        token = f"{self.path.resolve()}-{os.stat(self.path).st_mtime_ns}"
+        for lvl in self.pyramid_levels():
+            th, tw = lvl.tile
+            ny = -(-lvl.shape[0] // th)
+            nx = -(-lvl.shape[1] // tw)
+            chunks = (
+                tuple(min(th, lvl.shape[0] - i * th) for i in range(ny)),
+                tuple(min(tw, lvl.shape[1] - j * tw) for j in range(nx)),
+                (3,),
+            )
+
+            def block(block_info=None, _lvl=lvl):
+                cy, cx, _ = block_info[None]["chunk-location"]
+                return self._chunk(_lvl.file_level, _lvl.factor, cy, cx, _lvl.tile, _lvl.shape)
+
+            arr = da.map_blocks(
+                block, chunks=chunks, dtype=np.uint8, meta=np.empty((0, 0, 3), np.uint8),
+                name=f"slide-{abs(hash((token, lvl.file_level, lvl.factor)))}",
+            )
+            arrays.append(arr)
+        return arrays
+
+    def thumbnail(self, max_size: int = 1024) -> np.ndarray:
+        """An RGB overview whose long side is at most ``max_size`` pixels.
+
+        Read from the coarsest pyramid level that still has at least ``max_size`` pixels on
+        its long side, then resized with antialiasing.
+        """
+        from skimage.transform import resize
+
+        levels = self.pyramid_levels()
+        choice = 0
+        for i, lvl in enumerate(levels):
+            if max(lvl.shape) >= max_size:
+                choice = i
+        arr = np.asarray(self.pyramid()[choice].compute(scheduler="threads"))
+        h, w = arr.shape[:2]
+        scale = max_size / max(h, w)
+        if scale >= 1:
+            return arr
+        out_shape = (max(1, round(h * scale)), max(1, round(w * scale)))
+        small = resize(arr, out_shape, order=1, anti_aliasing=True, preserve_range=True)
+        return np.round(small).astype(np.uint8)
+
+    # -- lifetime -------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._osr.close()
+                self.cache.clear()
+
+    def __enter__(self) -> Slide:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mpp = f"{self.mpp[0]:.3f} µm/px" if self.mpp else "unknown scale"
+        return f"Slide({self.path.name!r}, {self.dimensions[0]}x{self.dimensions[1]}, " \
+               f"{self.level_count} level(s), {mpp})"

@@ -1,0 +1,79 @@
+"""The workbench: a napari viewer on a slide with the plugin's widgets docked."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["open_workbench", "render_workbench"]
+
+#: Dock widgets opened by the workbench, by their napari.yaml display name.
+DOCKED_WIDGETS: tuple[str, ...] = ("Slide",)
+
+
+def open_workbench(slide_path: str | os.PathLike | None = None, mpp: float | None = None,
+                   show: bool = True, viewer=None):
+    """Open (or reuse) a viewer on ``slide_path`` with the plugin's widgets docked.
+
+    Parameters
+    ----------
+    slide_path : path, optional
+        Slide to open; the CMU-1 sample when omitted.
+    mpp : float, optional
+        Pixel size to state for slides that do not record it.
+    show : bool
+        Show the window (needed for screenshots: a hidden viewer renders black).
+    viewer : napari.Viewer, optional
+        Use this viewer instead of making one (tests pass their fixture's).
+
+    Returns
+    -------
+    napari.Viewer
+    """
+    import warnings
+
+    # Shown as a toast over the slide otherwise; PyQt5 is the binding this project pins.
+    warnings.filterwarnings("ignore", message="napari support for the PyQt5 backend")
+    import napari
+
+    from napari_higt.ui.reader import read_slide
+    from napari_higt.ui.sample import sample_path
+
+    path = Path(slide_path) if slide_path is not None else sample_path()
+    # Open the slide before any window so that a bad file fails fast with its message.
+    layers = read_slide(str(path), mpp=mpp)
+    if viewer is None:
+        viewer = napari.Viewer(title="napari-higt", show=show)
+    for data, kwargs, _ in layers:
+        viewer.add_image(data, **kwargs)
+    viewer.scale_bar.visible = True
+    for name in DOCKED_WIDGETS:
+        viewer.window.add_plugin_dock_widget("napari-higt", name)
+    return viewer
+
+
+def render_workbench(out: str | os.PathLike, slide_path=None, mpp: float | None = None,
+                     size: tuple[int, int] = (1600, 1000)) -> Path:
+    """Render the workbench window to a PNG (needs a display: Xvfb on a headless machine).
+
+    Returns
+    -------
+    Path of the written PNG.
+    """
+    from napari_higt.export.io import atomic_path
+
+    out = Path(out)
+    viewer = open_workbench(slide_path, mpp=mpp, show=True)
+    try:
+        viewer.window._qt_window.resize(*size)
+        viewer.reset_view()
+        from qtpy.QtWidgets import QApplication
+
+        for _ in range(5):
+            QApplication.processEvents()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out) as tmp:
+            viewer.screenshot(str(tmp), canvas_only=False, flash=False)
+    finally:
+        viewer.close()
+    return out

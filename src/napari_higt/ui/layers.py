@@ -1,0 +1,129 @@
+"""Placing core objects on the napari canvas: scales, translations, slide lookup.
+
+Every layer napari-higt adds for a slide records ``higt_slide`` (the slide's path) and
+``higt_px_scale`` (its pixel size in level-0 pixels) in ``layer.metadata``, so that stating
+a slide's µm scale later switches all of its layers to µm together.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_higt.slide.reader import Slide
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+__all__ = [
+    "SLIDE_KEY",
+    "level_transform",
+    "slide_layer_kwargs",
+    "slide_of_layer",
+    "find_slide_layer",
+    "apply_slide_scale",
+]
+
+SLIDE_KEY = "higt_slide"
+PX_SCALE_KEY = "higt_px_scale"
+
+#: Open slides by path; layers hold the path (JSON-able metadata), this holds the handle.
+_OPEN_SLIDES: dict[str, Slide] = {}
+
+
+def register_slide(slide: Slide) -> None:
+    """Keep ``slide`` open for the layers that show it."""
+    _OPEN_SLIDES[str(slide.path)] = slide
+
+
+def unit_scale(slide: Slide) -> tuple[float, float]:
+    """(y, x) world units per level-0 pixel: µm when the scale is known, else 1 (pixels)."""
+    if slide.mpp is None:
+        return (1.0, 1.0)
+    return (slide.mpp[1], slide.mpp[0])
+
+
+def level_transform(
+    slide: Slide, downsample: float = 1.0
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``scale`` and ``translate`` of a raster whose pixel spans ``downsample`` level-0 px.
+
+    napari centres pixel 0 on the layer origin; a coarse raster is shifted by half its pixel
+    minus half a level-0 pixel so both cover the same tissue.
+    """
+    uy, ux = unit_scale(slide)
+    scale = (uy * downsample, ux * downsample)
+    translate = (uy * (downsample - 1) / 2, ux * (downsample - 1) / 2)
+    return scale, translate
+
+
+def slide_layer_kwargs(slide: Slide, downsample: float = 1.0, **metadata) -> dict:
+    """Keyword arguments placing a raster of ``slide`` (``downsample`` px per pixel)."""
+    register_slide(slide)
+    scale, translate = level_transform(slide, downsample)
+    meta = {SLIDE_KEY: str(slide.path), PX_SCALE_KEY: float(downsample), **metadata}
+    return {"scale": scale, "translate": translate, "metadata": meta, "units": units(slide)}
+
+
+def units(slide: Slide) -> tuple[str, str]:
+    """Layer units (napari >= 0.6 draws the scale bar from them)."""
+    return ("um", "um") if slide.mpp is not None else ("pixel", "pixel")
+
+
+def slide_of_layer(layer) -> Slide | None:
+    """The open `Slide` a layer shows, or None for layers that are not from a slide."""
+    path = getattr(layer, "metadata", {}).get(SLIDE_KEY)
+    return _OPEN_SLIDES.get(path) if path else None
+
+
+def find_slide_layer(viewer: napari.Viewer):
+    """The slide image layer to act on: the selected one if it is a slide, else the top one.
+
+    Returns None when no slide is open.
+    """
+    active = viewer.layers.selection.active
+    candidates = [active] if active is not None else []
+    candidates += list(reversed(viewer.layers))
+    for layer in candidates:
+        if layer is None:
+            continue
+        if slide_of_layer(layer) is not None and layer.metadata.get("higt_role") == "slide":
+            return layer
+    for layer in candidates:  # an overlay of a slide leads to the slide itself
+        slide = slide_of_layer(layer) if layer is not None else None
+        if slide is not None:
+            for other in viewer.layers:
+                if other.metadata.get(SLIDE_KEY) == str(slide.path) and \
+                        other.metadata.get("higt_role") == "slide":
+                    return other
+    return None
+
+
+def apply_slide_scale(viewer: napari.Viewer, slide: Slide) -> int:
+    """Re-place every layer of ``slide`` after its µm scale changed; returns the count."""
+    count = 0
+    for layer in viewer.layers:
+        if layer.metadata.get(SLIDE_KEY) != str(slide.path):
+            continue
+        scale, translate = level_transform(slide, layer.metadata.get(PX_SCALE_KEY, 1.0))
+        ndim_extra = layer.ndim - 2
+        layer.scale = (1.0,) * ndim_extra + tuple(scale)
+        layer.translate = (0.0,) * ndim_extra + tuple(translate)
+        layer.units = ("pixel",) * ndim_extra + units(slide)
+        count += 1
+    viewer.scale_bar.visible = True
+    return count
+
+
+def slide_image_layer_data(slide: Slide) -> tuple:
+    """The (data, kwargs, "image") tuple napari needs to show ``slide`` as a pyramid."""
+    kwargs = slide_layer_kwargs(slide, 1.0, higt_role="slide", slide_info=slide.metadata())
+    kwargs.update(name=slide.slide_id, rgb=True, multiscale=True)
+    return (slide.pyramid(), kwargs, "image")
+
+
+def as_numpy_points(coords: np.ndarray) -> np.ndarray:
+    """(N, 2) level-0 (x, y) -> (N, 2) napari (row, col) in level-0 pixels."""
+    coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    return coords[:, ::-1].copy()

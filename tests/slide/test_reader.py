@@ -65,9 +65,13 @@ def test_pyramid_single_level_gets_lazy_levels(cmu1_path):
         for a, b in zip(shapes, shapes[1:]):
             assert b[0] < a[0] and b[1] < a[1]
         assert all(a.dtype == np.uint8 for a in pyr)
-        # Chunks follow the file's tiles (SVS tiles of 240 px here).
+        # Chunks follow the file's tiles (SVS tiles of 240 px here), also as dask.
         th = int(s.properties["openslide.level[0].tile-height"])
         assert pyr[0].chunks[0][0] == th
+        dask_level = pyr[1].to_dask()
+        assert dask_level.chunks == pyr[1].chunks
+        np.testing.assert_array_equal(dask_level[100:300, 50:90].compute(), pyr[1][100:300, 50:90])
+        assert pyr[0][5, 7].shape == (3,) and pyr[0][..., 0].shape == (2967, 2220)
         # A lazy level equals block-averaging level 0.
         lvl1 = np.asarray(pyr[1][:200, :300])
         full = s.read_region((0, 0), 0, (600, 400)).astype(float)

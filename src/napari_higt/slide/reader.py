@@ -3,8 +3,8 @@
 `Slide` wraps ``openslide.OpenSlide`` and adds what a viewer and a tiling pipeline need:
 the physical scale (µm per pixel) from the file or from the user, RGB reads composited on
 white, a bounded LRU cache of decoded tiles shared by every reader thread, and
-`Slide.pyramid`, a list of dask arrays (finest first) whose chunks are the file's tiles so
-that napari reads only the tiles in view.
+`Slide.pyramid`, a list of lazy numpy-like arrays (finest first) that read only the file
+tiles in view (each convertible to a tile-chunked dask array).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 
 from napari_higt.errors import SlideError
 
-__all__ = ["Slide", "SlideError", "TileCache", "PyramidLevel", "SLIDE_EXTENSIONS"]
+__all__ = ["Slide", "SlideError", "SlideLevelArray", "TileCache", "PyramidLevel", "SLIDE_EXTENSIONS"]
 
 #: File name patterns offered to napari's reader and the file dialogs.
 SLIDE_EXTENSIONS = (
@@ -64,14 +64,15 @@ class TileCache:
     def __len__(self) -> int:
         return len(self._data)
 
-    def get(self, key: tuple) -> np.ndarray | None:
+    def get(self, key: tuple, count: bool = True) -> np.ndarray | None:
+        """The cached value or None; ``count=False`` peeks without touching the statistics."""
         with self._lock:
             value = self._data.get(key)
             if value is None:
-                self.misses += 1
+                self.misses += count
                 return None
             self._data.move_to_end(key)
-            self.hits += 1
+            self.hits += count
             return value
 
     def put(self, key: tuple, value: np.ndarray) -> None:
@@ -91,6 +92,22 @@ class TileCache:
         with self._lock:
             self._data.clear()
             self._bytes = 0
+
+
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool():
+    """Threads shared by all slides for decoding tiles (OpenSlide releases the GIL)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOL = ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2),
+                                       thread_name_prefix="napari-higt-tiles")
+        return _POOL
 
 
 @dataclass(frozen=True)
@@ -131,6 +148,101 @@ def _parse_mpp(mpp: float | Sequence[float] | None, path: Path) -> tuple[float, 
     if not all(math.isfinite(v) and 0 < v < 1000 for v in values):
         raise SlideError(path, f"mpp must be a positive number of µm per pixel, got {mpp!r}")
     return values  # type: ignore[return-value]
+
+
+class SlideLevelArray:
+    """One pyramid level as a lazy, read-only, numpy-like array (H, W, 3) uint8.
+
+    napari shows a list of these as a multiscale image: slicing reads only the file tiles
+    the slice touches, through the slide's tile cache, decoding missing tiles in parallel
+    (OpenSlide releases the GIL). `to_dask` gives the same level as a dask array whose
+    chunks are the file's tiles, for computations.
+    """
+
+    def __init__(self, slide: Slide, level: PyramidLevel):
+        self._slide = slide
+        self.level = level
+        self.shape = (level.shape[0], level.shape[1], 3)
+        self.dtype = np.dtype(np.uint8)
+        self.ndim = 3
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size
+
+    @property
+    def chunks(self) -> tuple[tuple[int, ...], ...]:
+        """The file's tile grid, in dask's notation."""
+        (th, tw), (h, w) = self.level.tile, self.level.shape
+        return (
+            tuple(min(th, h - i) for i in range(0, h, th)),
+            tuple(min(tw, w - j) for j in range(0, w, tw)),
+            (3,),
+        )
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"<SlideLevelArray {self.shape} x{self.level.downsample:g} of {self._slide.path.name}>"
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:, :, :]
+        return out.astype(dtype) if dtype is not None else out
+
+    def __getitem__(self, key) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        if any(k is Ellipsis for k in key):
+            i = next(n for n, k in enumerate(key) if k is Ellipsis)
+            key = key[:i] + (slice(None),) * (3 - len(key) + 1) + key[i + 1:]
+        key = key + (slice(None),) * (3 - len(key))
+        ys, xs, cs = key
+        squeeze = []
+        if isinstance(ys, (int, np.integer)):
+            ys, squeeze = slice(int(ys), int(ys) + 1), squeeze + [0]
+        if isinstance(xs, (int, np.integer)):
+            xs, squeeze = slice(int(xs), int(xs) + 1), squeeze + [1]
+        if not (isinstance(ys, slice) and isinstance(xs, slice)):
+            raise TypeError("slide levels support integer and slice indexing only")
+        y0, y1, ystep = ys.indices(self.shape[0])
+        x0, x1, xstep = xs.indices(self.shape[1])
+        out = self._read(y0, max(y0, y1), x0, max(x0, x1))[::ystep, ::xstep, cs]
+        return out.squeeze(axis=tuple(squeeze)) if squeeze else out
+
+    def _read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        out = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
+        if out.size == 0:
+            return out
+        th, tw = self.level.tile
+        cells = [(cy, cx) for cy in range(y0 // th, (y1 - 1) // th + 1)
+                 for cx in range(x0 // tw, (x1 - 1) // tw + 1)]
+        for (cy, cx), tile in zip(cells, self._slide._tiles(self.level, cells)):
+            ty0, tx0 = cy * th, cx * tw
+            sy0, sy1 = max(y0, ty0), min(y1, ty0 + tile.shape[0])
+            sx0, sx1 = max(x0, tx0), min(x1, tx0 + tile.shape[1])
+            out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = tile[sy0 - ty0:sy1 - ty0,
+                                                             sx0 - tx0:sx1 - tx0]
+        return out
+
+    def to_dask(self):
+        """This level as a dask array with one chunk per file tile."""
+        import dask.array as da
+
+        lvl = self.level
+        token = f"{self._slide.path.resolve()}-{lvl.file_level}-{lvl.factor}"
+
+        def block(block_info=None):
+            cy, cx, _ = block_info[None]["chunk-location"]
+            return self._slide._chunk(lvl.file_level, lvl.factor, cy, cx, lvl.tile, lvl.shape)
+
+        return da.map_blocks(block, chunks=self.chunks, dtype=np.uint8,
+                             meta=np.empty((0, 0, 3), np.uint8),
+                             name=f"slide-{abs(hash(token))}")
 
 
 class Slide:
@@ -382,39 +494,34 @@ class Slide:
         tile = self._file_tile_size(base)
         return PyramidLevel(shape, self.level_downsamples[base] * factor, base, factor, tile)
 
-    def pyramid(self) -> list:
+    def pyramid(self) -> list[SlideLevelArray]:
         """Lazy multiscale arrays for napari, finest first.
 
         Returns
         -------
-        list of dask.array.Array
-            (height, width, 3) uint8 RGB per level, chunked on the file's tile grid; a chunk
-            is read (and cached) only when napari or a computation asks for it.
+        list of SlideLevelArray
+            (height, width, 3) uint8 RGB per level; slicing reads (and caches) only the
+            file tiles in the slice. ``level.to_dask()`` gives a tile-chunked dask array.
+
+        Notes
+        -----
+        Plain dask arrays cost about 9 ms of graph handling per viewport read even when every
+        tile is cached (`benchmarks/bench_reader.py`), more than decoding the tiles; napari
+        reads any numpy-like array, so the pyramid is served without that layer.
         """
-        import dask.array as da
+        return [SlideLevelArray(self, lvl) for lvl in self.pyramid_levels()]
 
-        arrays = []
-        token = f"{self.path.resolve()}-{os.stat(self.path).st_mtime_ns}"
-        for lvl in self.pyramid_levels():
-            th, tw = lvl.tile
-            ny = -(-lvl.shape[0] // th)
-            nx = -(-lvl.shape[1] // tw)
-            chunks = (
-                tuple(min(th, lvl.shape[0] - i * th) for i in range(ny)),
-                tuple(min(tw, lvl.shape[1] - j * tw) for j in range(nx)),
-                (3,),
-            )
-
-            def block(block_info=None, _lvl=lvl):
-                cy, cx, _ = block_info[None]["chunk-location"]
-                return self._chunk(_lvl.file_level, _lvl.factor, cy, cx, _lvl.tile, _lvl.shape)
-
-            arr = da.map_blocks(
-                block, chunks=chunks, dtype=np.uint8, meta=np.empty((0, 0, 3), np.uint8),
-                name=f"slide-{abs(hash((token, lvl.file_level, lvl.factor)))}",
-            )
-            arrays.append(arr)
-        return arrays
+    def _tiles(self, level: PyramidLevel, cells: list[tuple[int, int]]) -> list[np.ndarray]:
+        """Tiles (cy, cx) of a pyramid level; misses are decoded in parallel."""
+        get = self._chunk
+        args = (level.file_level, level.factor)
+        if len(cells) > 1:
+            missing = [c for c in cells
+                       if self.cache.get((*args, *c), count=False) is None]
+            if len(missing) > 1:
+                list(_pool().map(lambda c: get(*args, c[0], c[1], level.tile, level.shape),
+                                 missing))
+        return [get(*args, cy, cx, level.tile, level.shape) for cy, cx in cells]
 
     def thumbnail(self, max_size: int = 1024) -> np.ndarray:
         """An RGB overview whose long side is at most ``max_size`` pixels.
@@ -429,7 +536,7 @@ class Slide:
         for i, lvl in enumerate(levels):
             if max(lvl.shape) >= max_size:
                 choice = i
-        arr = np.asarray(self.pyramid()[choice].compute(scheduler="threads"))
+        arr = self.pyramid()[choice][:, :, :]
         h, w = arr.shape[:2]
         scale = max_size / max(h, w)
         if scale >= 1:

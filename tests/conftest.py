@@ -41,3 +41,27 @@ def tiled_tiff(tmp_path_factory, tissue_rgb) -> Path:
     path = tmp_path_factory.mktemp("slides") / "tissue.tif"
     rgb = tile_to_size(tissue_rgb, (1536, 2048))
     return write_pyramidal_tiff(path, rgb, mpp=0.5, tile=256, min_size=512)
+
+
+@pytest.fixture(scope="session")
+def tcga_graph(tcga_path):
+    """The TCGA section's graph at a stated 1.0 µm/px (512 px tiles, no upsampling), with
+    placeholder-free features: each node's mean RGB and its tissue fraction."""
+    from napari_higt.graph import HierarchicalGraph
+    from napari_higt.slide import Slide
+    from napari_higt.slide.tiling import tile_slide
+
+    with Slide(tcga_path, mpp=1.0) as s:
+        tiling = tile_slide(s, tissue_threshold=0.25)
+        thumb = s.thumbnail(256).astype(np.float32)
+        ds = s.dimensions[0] / thumb.shape[1]
+    coords = {k: g.coords for k, g in tiling.levels.items()}
+    feats = {}
+    for k, g in tiling.levels.items():
+        # Mean colour of the tile on the thumbnail: cheap real features for layout tests.
+        cx = np.clip(((g.coords[:, 0] + g.size0 / 2) / ds).astype(int), 0, thumb.shape[1] - 1)
+        cy = np.clip(((g.coords[:, 1] + g.size0 / 2) / ds).astype(int), 0, thumb.shape[0] - 1)
+        feats[k] = np.column_stack([thumb[cy, cx] / 255.0, g.tissue]).astype(np.float32)
+    sizes = {k: g.size0 for k, g in tiling.levels.items()}
+    graph = HierarchicalGraph.from_arrays(coords, feats, patch_size=sizes)
+    return graph, tiling

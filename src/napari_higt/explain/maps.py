@@ -1,0 +1,113 @@
+"""Per-node model outputs -> per-level score rasters of a slide.
+
+`score_maps` turns any per-node score (node importance, IHPool fitness, SSA context, BI
+contributions, ...) into one `ScoreRaster` per graph level, aligned with the slide. BI
+contributions are shown relative to the slide's own average (`relative_contribution`), so a
+diverging colormap tells which patches or regions contribute more (warm) or less (cool)
+than usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_higt.explain.rasters import ScoreRaster, node_raster
+from napari_higt.graph.hierarchy import LEVEL_IDS, HierarchicalGraph
+
+__all__ = ["ScoreMap", "score_maps", "relative_contribution", "SCORE_INFO"]
+
+
+#: What each score means and how to colour it: (description, diverging, natural levels).
+SCORE_INFO: dict[str, tuple[str, bool, tuple[str, ...]]] = {
+    "node_importance": ("attention rollout through GNN, pooling and HIViT, in [0, 1]",
+                        False, ("x5", "x10")),
+    "ihpool_score": ("IHPool fitness: what the pooling keeps", False, ("x5", "x10")),
+    "node_attention": ("RAConv+ attention each node sends to its neighbours", False,
+                       ("x5", "x10")),
+    "ssa_context": ("HIViT separable self-attention context score", False, ("x5", "x10")),
+    "bi_region_to_patch": ("region -> patch contribution (BI), relative to the slide mean",
+                           True, ("x10",)),
+    "bi_patch_to_region": ("patch -> region contribution (BI), relative to the slide mean",
+                           True, ("x5",)),
+}
+
+
+@dataclass(frozen=True)
+class ScoreMap:
+    """One score painted on one level."""
+
+    name: str
+    level: str
+    raster: ScoreRaster
+    diverging: bool
+
+    @property
+    def clim(self) -> tuple[float, float]:
+        """Contrast limits: the data range, symmetric around 0 for diverging scores."""
+        lo, hi = self.raster.finite_range
+        if self.diverging:
+            m = max(abs(lo), abs(hi), 1e-6)
+            return (-m, m)
+        return (lo, hi)
+
+
+def relative_contribution(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Log-ratio of each value to the mean over ``mask`` (0 = average; NaN off mask).
+
+    Contributions are norms (>= 0); log2(v / mean) makes twice-average and half-average
+    symmetric around 0, which suits a diverging colormap.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(values.shape, np.nan)
+    sel = values[mask]
+    if sel.size == 0:
+        return out
+    mean = sel.mean()
+    if mean <= 0:
+        out[mask] = 0.0
+        return out
+    out[mask] = np.log2(np.maximum(sel, mean * 1e-3) / mean)
+    return out
+
+
+def score_maps(
+    graph: HierarchicalGraph,
+    scores: dict[str, np.ndarray],
+    slide_dimensions: tuple[int, int],
+    levels: Sequence[str] | None = None,
+    pixels_per_tile: int = 4,
+) -> list[ScoreMap]:
+    """Paint each (N,) per-node score on the graph levels it belongs to.
+
+    Parameters
+    ----------
+    graph : HierarchicalGraph
+    scores : dict name -> (N,) array
+        Per-node values indexed like the graph's nodes (NaN = not scored).
+    slide_dimensions : (width, height) level-0 px
+    levels : sequence of level names, optional
+        Restrict to these levels; by default each score's natural levels (`SCORE_INFO`).
+
+    Returns
+    -------
+    list of ScoreMap, in the order of ``scores`` then levels.
+    """
+    out = []
+    for name, values in scores.items():
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        if len(values) != graph.num_nodes:
+            raise ValueError(f"score {name!r} has {len(values)} values for "
+                             f"{graph.num_nodes} nodes")
+        _, diverging, natural = SCORE_INFO.get(name, ("", False, ("x5", "x10")))
+        for level in levels or natural:
+            mask = graph.level == LEVEL_IDS[level]
+            if not mask.any():
+                continue
+            v = relative_contribution(values, mask) if diverging else values
+            raster = node_raster(graph.coords[mask], graph.patch_size[level], v[mask],
+                                 slide_dimensions, pixels_per_tile)
+            out.append(ScoreMap(name, level, raster, diverging))
+    return out

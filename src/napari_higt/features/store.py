@@ -1,0 +1,336 @@
+"""One ``.h5`` feature file per slide: per-level coords and features, written atomically.
+
+Layout (``../shared/DESIGN.md``)::
+
+    <slide_id>.h5
+      attrs: extractor, extractor_config_hash, source_hash, dim, mpp, slide_id, format_version
+      thumbnail/ x5/ x10/        one group per level
+        coords   (N, 2) int64    level-0 px, top-left (x, y)
+        features (N, C) float32
+        attrs: patch_size, patch_size_level0, magnification, mpp, extractor,
+               extractor_config_hash
+
+A single-level CLAM/TRIDENT file (``coords`` and ``features`` datasets at the root) is read
+as the ``x10`` level (its own magnification, when recorded, is kept in ``level_attrs``).
+
+Writes go to a hidden temporary file in the same folder, are flushed and fsync-ed, then
+renamed over the target with ``os.replace``: a reader sees the old file or the new one,
+never half of one; a failed write (disk full, killed process) leaves no ``.h5`` behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_higt.errors import FeatureError
+
+__all__ = ["FeatureStore", "StoredFeatures", "source_hash", "FORMAT_VERSION"]
+
+LEVELS = ("thumbnail", "x5", "x10")
+FORMAT_VERSION = 1
+#: Root attrs copied into every level group as DESIGN.md lists them there too.
+_GROUP_COPY = ("extractor", "extractor_config_hash", "mpp")
+
+
+def source_hash(slide_path: str | os.PathLike, nbytes: int = 1 << 20) -> str:
+    """Content hash of a slide file: its size, mtime and first ``nbytes`` bytes."""
+    p = Path(slide_path)
+    st = p.stat()
+    h = hashlib.sha1(f"{st.st_size}:{st.st_mtime_ns}:".encode())
+    with open(p, "rb") as fh:
+        h.update(fh.read(nbytes))
+    return h.hexdigest()[:16]
+
+
+def _attr(v: Any) -> Any:
+    """HDF5-storable form of an attribute value."""
+    if v is None:
+        return "none"
+    if isinstance(v, (str, bytes, int, float, bool, np.integer, np.floating, np.bool_)):
+        return v
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return np.asarray(v)
+    import json
+
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def _py(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return v
+
+
+@dataclass
+class StoredFeatures:
+    """What :meth:`FeatureStore.read` returns."""
+
+    path: Path
+    coords: dict[str, np.ndarray]
+    features: dict[str, np.ndarray]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    level_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    layout: str = "higt"  # or "clam" for a single-level CLAM/TRIDENT file
+
+    @property
+    def extractor(self) -> str | None:
+        return self.attrs.get("extractor")
+
+    @property
+    def dim(self) -> int:
+        return int(next(iter(self.features.values())).shape[1])
+
+    def counts(self) -> dict[str, int]:
+        return {k: int(len(v)) for k, v in self.coords.items()}
+
+
+class FeatureStore:
+    """Feature files of one output folder; ``write``/``read`` also work on any path."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def path_for(self, slide_id: str) -> Path:
+        return self.root / f"{slide_id}.h5"
+
+    # ------------------------------------------------------------------ writing
+    @staticmethod
+    def write(
+        path: str | os.PathLike,
+        coords: Mapping[str, np.ndarray],
+        features: Mapping[str, np.ndarray],
+        attrs: Mapping[str, Any] | None = None,
+        level_attrs: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Path:
+        """Write one slide's features atomically and return the path.
+
+        Raises
+        ------
+        FeatureError
+            Levels that do not match (unknown name, coords/features lengths, feature dims
+            differing between levels) or the write failed (disk full, permissions); in the
+            latter case the previous file, if any, is left untouched.
+        """
+        import h5py
+
+        path = Path(path)
+        if set(coords) != set(features):
+            raise FeatureError(
+                f"coords levels {sorted(coords)} != features levels {sorted(features)}"
+            )
+        unknown = set(coords) - set(LEVELS)
+        if unknown:
+            raise FeatureError(
+                f"unknown level(s) {sorted(unknown)}; expected some of {list(LEVELS)}"
+            )
+        dims = set()
+        arrays = {}
+        for lvl in LEVELS:
+            if lvl not in coords:
+                continue
+            c = np.asarray(coords[lvl], dtype=np.int64).reshape(-1, 2)
+            f = np.asarray(features[lvl], dtype=np.float32)
+            if f.ndim != 2 or len(f) != len(c):
+                raise FeatureError(
+                    f"level {lvl}: {len(c)} coords but features of shape {tuple(f.shape)}"
+                )
+            dims.add(f.shape[1])
+            arrays[lvl] = (c, f)
+        if len(dims) > 1:
+            raise FeatureError(f"feature dims differ between levels: {sorted(dims)}")
+        attrs = dict(attrs or {})
+        attrs.setdefault("format_version", FORMAT_VERSION)
+        if dims:
+            attrs["dim"] = int(dims.pop())
+        level_attrs = {k: dict(v) for k, v in (level_attrs or {}).items()}
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with h5py.File(tmp, "w") as h5:
+                for k, v in attrs.items():
+                    h5.attrs[k] = _attr(v)
+                for lvl, (c, f) in arrays.items():
+                    g = h5.create_group(lvl)
+                    g.create_dataset("coords", data=c)
+                    chunks = (min(len(f), 1024), f.shape[1]) if len(f) and f.shape[1] else None
+                    g.create_dataset("features", data=f, chunks=chunks)
+                    for k in _GROUP_COPY:
+                        if k in attrs:
+                            g.attrs[k] = _attr(attrs[k])
+                    for k, v in level_attrs.get(lvl, {}).items():
+                        g.attrs[k] = _attr(v)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException as exc:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            if isinstance(exc, OSError):
+                if exc.errno == errno.ENOSPC:
+                    raise FeatureError(
+                        f"no space left on the device while writing {path}; nothing was written "
+                        "(the previous file, if any, is intact). Free some space and run again"
+                    ) from exc
+                raise FeatureError(f"writing {path} failed: {exc}") from exc
+            raise
+        return path
+
+    # ------------------------------------------------------------------ reading
+    @staticmethod
+    def read(
+        path: str | os.PathLike,
+        extractor: str | None = None,
+        dim: int | None = None,
+        levels: tuple[str, ...] | None = None,
+    ) -> StoredFeatures:
+        """Read a feature file (this package's layout or a CLAM/TRIDENT single-level one).
+
+        Parameters
+        ----------
+        extractor, dim : optional
+            When given, the file must have been written by that extractor (when it says) and
+            hold features of that width; otherwise ``FeatureError`` says what differs.
+        levels : optional
+            Read only these levels.
+        """
+        import h5py
+
+        path = Path(path)
+        if not path.is_file():
+            raise FeatureError(f"feature file not found: {path}")
+        try:
+            h5 = h5py.File(path, "r")
+        except OSError as exc:
+            raise FeatureError(f"{path} is not a readable HDF5 feature file ({exc})") from None
+        with h5:
+            attrs = {k: _py(v) for k, v in h5.attrs.items()}
+            coords: dict[str, np.ndarray] = {}
+            feats: dict[str, np.ndarray] = {}
+            lattrs: dict[str, dict] = {}
+            if any(isinstance(h5.get(lvl), h5py.Group) for lvl in LEVELS):
+                layout = "higt"
+                for lvl in LEVELS:
+                    g = h5.get(lvl)
+                    if not isinstance(g, h5py.Group) or (levels and lvl not in levels):
+                        continue
+                    if "coords" not in g or "features" not in g:
+                        raise FeatureError(f"{path}: group {lvl} lacks coords or features")
+                    coords[lvl] = np.asarray(g["coords"][()], dtype=np.int64).reshape(-1, 2)
+                    feats[lvl] = np.asarray(g["features"][()], dtype=np.float32)
+                    lattrs[lvl] = {k: _py(v) for k, v in g.attrs.items()}
+            elif "features" in h5 and isinstance(h5["features"], h5py.Dataset):
+                layout = "clam"
+                f = np.asarray(h5["features"][()], dtype=np.float32)
+                if f.ndim == 3 and 1 in f.shape[:2]:
+                    f = f.reshape(-1, f.shape[-1]) if f.shape[1] == 1 else f[0]
+                if "coords" not in h5:
+                    raise FeatureError(f"{path}: a CLAM/TRIDENT file without 'coords'")
+                c = np.asarray(h5["coords"][()], dtype=np.int64).reshape(-1, 2)
+                ca = {k: _py(v) for k, v in h5["coords"].attrs.items()}
+                la: dict[str, Any] = {}
+                for k in ("patch_size", "patch_level", "target_magnification",
+                          "level0_magnification", "patch_size_level0"):
+                    if k in ca:
+                        la[k] = ca[k]
+                if ("patch_size_level0" not in la and la.get("patch_level") == 0
+                        and "patch_size" in ca):
+                    la["patch_size_level0"] = ca["patch_size"]
+                if "target_magnification" in la:
+                    la["magnification"] = la["target_magnification"]
+                coords["x10"], feats["x10"], lattrs["x10"] = c, f, la
+            else:
+                raise FeatureError(
+                    f"{path} holds no features: expected groups {list(LEVELS)} or root "
+                    "'coords'/'features' datasets (CLAM/TRIDENT)"
+                )
+        for lvl in coords:
+            if feats[lvl].ndim != 2 or len(feats[lvl]) != len(coords[lvl]):
+                raise FeatureError(
+                    f"{path}: level {lvl} has {len(coords[lvl])} coords but features of shape "
+                    f"{feats[lvl].shape}"
+                )
+        out = StoredFeatures(path, coords, feats, attrs, lattrs, layout)
+        FeatureStore.check(out, extractor=extractor, dim=dim)
+        return out
+
+    @staticmethod
+    def check(data: StoredFeatures, extractor: str | None = None, dim: int | None = None) -> None:
+        """``FeatureError`` when ``data`` was written by another extractor or has another dim."""
+        if extractor is not None and data.extractor not in (None, "none", extractor):
+            raise FeatureError(
+                f"{data.path} was written by the '{data.extractor}' extractor, not "
+                f"'{extractor}'; recompute it with --extractor {extractor} (into another --out "
+                "folder or with --overwrite) or use a model trained on "
+                f"'{data.extractor}' features"
+            )
+        if dim is not None and data.features and data.dim != int(dim):
+            raise FeatureError(
+                f"{data.path} holds {data.dim}-dim features but {int(dim)} were expected "
+                f"(extractor '{data.extractor}'); the features and the model/extractor do not "
+                "match"
+            )
+
+    @staticmethod
+    def read_attrs(path: str | os.PathLike) -> dict[str, Any] | None:
+        """Root attrs of a feature file, or None when it is missing or unreadable."""
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as h5:
+                return {k: _py(v) for k, v in h5.attrs.items()}
+        except (OSError, KeyError):
+            return None
+
+    @staticmethod
+    def is_done(path: str | os.PathLike, source: str, config: str) -> bool:
+        """True when ``path`` holds features of the same slide content and extractor config."""
+        a = FeatureStore.read_attrs(path)
+        return (bool(a) and a.get("source_hash") == source
+                and a.get("extractor_config_hash") == config)
+
+    @staticmethod
+    def remove_stale_tmp(path: str | os.PathLike) -> int:
+        """Delete temporary files left by interrupted writes of ``path`` (dead writers only)."""
+        path = Path(path)
+        n = 0
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            try:
+                pid = int(tmp.name[len(path.name) + 2:].split(".")[0])
+            except ValueError:
+                continue
+            if _alive(pid):
+                continue
+            try:
+                tmp.unlink()
+                n += 1
+            except OSError:
+                pass
+        return n
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

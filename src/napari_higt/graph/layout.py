@@ -1,0 +1,49 @@
+"""Geometry of a slide graph in level-0 pixels, for overlays and exports."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_higt.graph.hierarchy import EDGE_SCALE, EDGE_SPATIAL, LEVELS, HierarchicalGraph
+
+__all__ = ["node_sizes", "node_centres", "edge_segments", "level_names"]
+
+
+def node_sizes(graph: HierarchicalGraph, slide_dimensions: tuple[int, int]) -> np.ndarray:
+    """(N,) tile side of each node in level-0 px; the thumbnail spans the whole slide."""
+    sizes = np.empty(graph.num_nodes, np.float64)
+    for lid, name in enumerate(LEVELS):
+        m = graph.level == lid
+        sizes[m] = max(slide_dimensions) if name == "thumbnail" else graph.patch_size[name]
+    return sizes
+
+
+def node_centres(graph: HierarchicalGraph, slide_dimensions: tuple[int, int]) -> np.ndarray:
+    """(N, 2) float (x, y) tile centres in level-0 px; the thumbnail sits at the slide centre."""
+    sizes = node_sizes(graph, slide_dimensions)
+    centres = graph.coords.astype(np.float64) + sizes[:, None] / 2
+    thumb = graph.level == 0
+    centres[thumb] = np.asarray(slide_dimensions, dtype=np.float64) / 2
+    return centres
+
+
+def edge_segments(graph: HierarchicalGraph, slide_dimensions: tuple[int, int],
+                  edge_type: int = EDGE_SPATIAL, include_thumbnail: bool = False) -> np.ndarray:
+    """(E', 2, 2) start and end (x, y) of each undirected edge of one type.
+
+    Each edge is drawn once (the graph stores both directions). Scale edges to the thumbnail
+    are left out unless ``include_thumbnail``: they all converge on the slide centre.
+    """
+    if edge_type not in (EDGE_SPATIAL, EDGE_SCALE):
+        raise ValueError(f"unknown edge type {edge_type}")
+    src, dst = graph.edge_index
+    keep = (graph.edge_type == edge_type) & (src < dst)
+    if not include_thumbnail:
+        keep &= (graph.level[src] != 0) & (graph.level[dst] != 0)
+    centres = node_centres(graph, slide_dimensions)
+    return np.stack([centres[src[keep]], centres[dst[keep]]], axis=1)
+
+
+def level_names(graph: HierarchicalGraph) -> np.ndarray:
+    """(N,) level name of each node."""
+    return np.asarray(LEVELS)[graph.level]

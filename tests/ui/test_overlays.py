@@ -1,0 +1,55 @@
+"""The hierarchical graph drawn over a real slide."""
+
+import numpy as np
+import pytest
+
+from napari_higt.graph.layout import edge_segments, node_centres
+from napari_higt.slide import Slide
+from napari_higt.ui.overlays import add_graph_overlay, graph_layer_data
+
+
+def test_layer_data_match_graph(tcga_path, tcga_graph):
+    graph, tiling = tcga_graph
+    with Slide(tcga_path, mpp=1.0) as s:
+        data = graph_layer_data(graph, s)
+    kinds = [(kw["name"].split(" ", 1)[1], kind) for _, kw, kind in data]
+    assert kinds == [("x5 nodes", "points"), ("x10 nodes", "points"),
+                     ("scale edges", "vectors"), ("spatial edges", "vectors")]
+    counts = graph.counts()
+    assert len(data[0][0]) == counts["x5"] and len(data[1][0]) == counts["x10"]
+    # Patches are squares of their tile size, centred on the tile: (row, col) order.
+    pts, kw, _ = data[1]
+    size = tiling.levels["x10"].size0
+    np.testing.assert_allclose(kw["size"], size)
+    np.testing.assert_allclose(pts[0], tiling.levels["x10"].coords[0][::-1] + size / 2)
+    # Each undirected spatial edge once; segments join node centres.
+    n_spatial = int(((graph.edge_type == 0) & (graph.edge_index[0] < graph.edge_index[1])).sum())
+    assert len(data[3][0]) == n_spatial > 0
+    seg = edge_segments(graph, (4443, 3567))
+    length = np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1)
+    # 8-neighbours are one or sqrt(2) tile sides apart: x10 tiles, or x5 tiles (2x larger).
+    assert set(np.round(length / size, 3)) == {1.0, 1.414, 2.0, 2.828}
+
+
+def test_overlay_in_viewer_in_um(make_napari_viewer, tcga_path, tcga_graph):
+    graph, _ = tcga_graph
+    viewer = make_napari_viewer()
+    (image,) = viewer.open(str(tcga_path), plugin="napari-higt")
+    from napari_higt.ui.layers import slide_of_layer
+
+    slide = slide_of_layer(image)
+    slide.set_mpp(1.0)
+    layers = add_graph_overlay(viewer, graph, slide)
+    assert len(layers) == 4
+    for layer in layers:
+        np.testing.assert_allclose(layer.scale, (1.0, 1.0))
+    patches = layers[1]
+    assert list(patches.features["level"].unique()) == ["x10"]
+    assert patches.features["node"].min() > 0
+    # Same world position as the image: a patch centre lands on the slide's tissue.
+    c = node_centres(graph, slide.dimensions)[patches.features["node"][0]]
+    world = patches.data_to_world(patches.data[0])
+    np.testing.assert_allclose(world, c[::-1] * 1.0)
+    # Re-adding replaces instead of duplicating.
+    add_graph_overlay(viewer, graph, slide)
+    assert len(viewer.layers) == 5

@@ -34,8 +34,8 @@ _MIN_LEVEL_SIZE = 512
 _MAX_LEVEL_GAP = 2.5
 
 MPP_HELP = (
-    "state the scale in µm per pixel: Slide(path, mpp=0.25) in Python, the 'mpp' field of "
-    "the slide widget in napari, or --mpp on the command line"
+    "state the scale in µm per pixel: Slide(path, mpp=0.25) in Python, the 'Pixel size' "
+    "field of the Slide widget in napari, or --mpp on the command line"
 )
 
 

@@ -65,3 +65,40 @@ def tcga_graph(tcga_path):
     sizes = {k: g.size0 for k, g in tiling.levels.items()}
     graph = HierarchicalGraph.from_arrays(coords, feats, patch_size=sizes)
     return graph, tiling
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory, tcga_path, cmu1_path):
+    """A tiny HIGT checkpoint trained in seconds on real handcrafted features.
+
+    Two slides (the TCGA section at a stated 1.0 µm/px, CMU-1 at its own scale), labelled
+    "tumour" and "normal", a few dozen Adam steps: enough to give the model non-trivial,
+    reproducible weights for the inference and export tests.
+    """
+    import torch
+
+    from napari_higt.features.pipeline import preprocess_slide
+    from napari_higt.models import build_model, resolve_config
+    from napari_higt.training.checkpoint import save_checkpoint
+    from napari_higt.training.dataset import load_graph
+
+    root = tmp_path_factory.mktemp("ckpt")
+    feats = root / "features"
+    paths = [preprocess_slide(tcga_path, feats, "handcrafted", mpp=1.0),
+             preprocess_slide(cmu1_path, feats, "handcrafted")]
+    graphs = [load_graph(p) for p in paths]
+    torch.manual_seed(0)
+    cfg = resolve_config({"model": "higt", "in_dim": 64, "n_classes": 2, "hidden": 32,
+                          "n_blocks": 1, "block_layers": 1})
+    model = build_model(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for step in range(30):
+        for g, y in zip(graphs, (1, 0)):
+            loss = torch.nn.functional.cross_entropy(model(g).logits, torch.tensor([y]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    path = save_checkpoint(root / "small.pt", model.state_dict(), {
+        "model": cfg, "class_names": ["normal", "tumour"], "extractor": "handcrafted",
+        "in_dim": 64, "train": {"steps": 30}})
+    return path, feats

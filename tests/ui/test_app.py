@@ -1,6 +1,5 @@
 """The README's main job: the workbench on the sample slide, rendered headless."""
 
-import numpy as np
 from skimage.io import imread
 
 from napari_higt.cli import main

@@ -1,7 +1,6 @@
 """The hierarchical graph drawn over a real slide."""
 
 import numpy as np
-import pytest
 
 from napari_higt.graph.layout import edge_segments, node_centres
 from napari_higt.slide import Slide

@@ -6,7 +6,7 @@ import numpy as np
 
 from napari_higt.graph.hierarchy import EDGE_SCALE, EDGE_SPATIAL, LEVELS, HierarchicalGraph
 
-__all__ = ["node_sizes", "node_centres", "edge_segments", "level_names"]
+__all__ = ["node_sizes", "node_centres", "edge_segments", "level_names", "node_tissue_fraction"]
 
 
 def node_sizes(graph: HierarchicalGraph, slide_dimensions: tuple[int, int]) -> np.ndarray:
@@ -47,3 +47,19 @@ def edge_segments(graph: HierarchicalGraph, slide_dimensions: tuple[int, int],
 def level_names(graph: HierarchicalGraph) -> np.ndarray:
     """(N,) level name of each node."""
     return np.asarray(LEVELS)[graph.level]
+
+
+def node_tissue_fraction(slide, graph) -> np.ndarray:
+    """(N,) tissue fraction of every node's tile, on the same mask the pipeline uses."""
+    from napari_higt.slide.tissue import tissue_mask
+
+    w, h = slide.dimensions
+    s10 = graph.patch_size["x10"]
+    mask = tissue_mask(slide, max_size=int(np.clip(16 * max(w, h) / s10, 512, 2048)))
+    out = np.empty(graph.num_nodes, np.float64)
+    out[graph.level == 0] = mask.fraction
+    for lid, name in ((1, "x5"), (2, "x10")):
+        m = graph.level == lid
+        if m.any():
+            out[m] = mask.region_fraction(graph.coords[m], graph.patch_size[name])
+    return out

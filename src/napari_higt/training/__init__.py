@@ -1,1 +1,35 @@
+"""Training and evaluation of slide classifiers (no Qt): datasets of slide graphs + labels,
+the train/evaluate loop with callbacks and a cancel token, k-fold cross-validation,
+checkpoints and prediction. H-MGDM pretraining lives in ``training.pretrain``.
 
+Main entry points (imported lazily, so ``import napari_higt.training`` stays light)::
+
+    from napari_higt.training import (SlideGraphDataset, TrainConfig, train_cross_validation,
+                                      CancelToken, predict_slides)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SlideGraphDataset": "dataset", "read_labels": "dataset", "LabelTable": "dataset",
+    "TrainConfig": "engine", "CVResult": "engine", "FoldResult": "engine",
+    "train_cross_validation": "engine", "train_fold": "engine", "make_splits": "engine",
+    "CancelToken": "callbacks", "Callback": "callbacks", "StepInfo": "callbacks",
+    "EpochInfo": "callbacks", "FoldInfo": "callbacks", "TrainingCancelled": "callbacks",
+    "Prediction": "predict", "predict_slides": "predict", "read_node_scores": "predict",
+    "write_predictions_csv": "predict",
+    "load_checkpoint": "checkpoint", "model_from_checkpoint": "checkpoint",
+    "auc_score": "metrics", "accuracy": "metrics",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'napari_higt.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"napari_higt.training.{mod}"), name)

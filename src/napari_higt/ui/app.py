@@ -8,7 +8,10 @@ from pathlib import Path
 __all__ = ["open_workbench", "render_workbench"]
 
 #: Dock widgets opened by the workbench, by their napari.yaml display name.
-DOCKED_WIDGETS: tuple[str, ...] = ("Slide",)
+DOCKED_WIDGETS: tuple[str, ...] = ("Slide", "Graph overlay", "Inference", "Inspector",
+                                   "Export", "Entity overlay", "Cohort browser", "Training")
+#: The tab in front when the workbench opens.
+FRONT_WIDGET = "Slide"
 
 
 def open_workbench(slide_path: str | os.PathLike | None = None, mpp: float | None = None,
@@ -47,8 +50,13 @@ def open_workbench(slide_path: str | os.PathLike | None = None, mpp: float | Non
     for data, kwargs, _ in layers:
         viewer.add_image(data, **kwargs)
     viewer.scale_bar.visible = True
-    for name in DOCKED_WIDGETS:
-        viewer.window.add_plugin_dock_widget("napari-higt", name)
+    docks = [viewer.window.add_plugin_dock_widget("napari-higt", name)[0]
+             for name in DOCKED_WIDGETS]
+    # One tab per widget in a single dock area: six stacked docks leave each a sliver.
+    qt_window = viewer.window._qt_window
+    for dock in docks[1:]:
+        qt_window.tabifyDockWidget(docks[0], dock)
+    docks[DOCKED_WIDGETS.index(FRONT_WIDGET)].raise_()
     return viewer
 
 

@@ -23,10 +23,13 @@ __all__ = [
     "slide_of_layer",
     "find_slide_layer",
     "apply_slide_scale",
+    "release_slide",
 ]
 
 SLIDE_KEY = "higt_slide"
 PX_SCALE_KEY = "higt_px_scale"
+#: Level-0 (x, y) of the corner of a layer that covers one patch (entity overlays).
+ORIGIN_KEY = "higt_patch_origin"
 
 #: Open slides by path; layers hold the path (JSON-able metadata), this holds the handle.
 _OPEN_SLIDES: dict[str, Slide] = {}
@@ -35,6 +38,13 @@ _OPEN_SLIDES: dict[str, Slide] = {}
 def register_slide(slide: Slide) -> None:
     """Keep ``slide`` open for the layers that show it."""
     _OPEN_SLIDES[str(slide.path)] = slide
+
+
+def release_slide(path: str) -> None:
+    """Close a slide that no layer shows any more (its file handle and tile cache)."""
+    slide = _OPEN_SLIDES.pop(str(path), None)
+    if slide is not None:
+        slide.close()
 
 
 def unit_scale(slide: Slide) -> tuple[float, float]:
@@ -107,6 +117,10 @@ def apply_slide_scale(viewer: napari.Viewer, slide: Slide) -> int:
         if layer.metadata.get(SLIDE_KEY) != str(slide.path):
             continue
         scale, translate = level_transform(slide, layer.metadata.get(PX_SCALE_KEY, 1.0))
+        if ORIGIN_KEY in layer.metadata:  # a raster of one patch sits at its patch's corner
+            uy, ux = unit_scale(slide)
+            x0, y0 = layer.metadata[ORIGIN_KEY]
+            translate = (translate[0] + y0 * uy, translate[1] + x0 * ux)
         ndim_extra = layer.ndim - 2
         layer.scale = (1.0,) * ndim_extra + tuple(scale)
         layer.translate = (0.0,) * ndim_extra + tuple(translate)

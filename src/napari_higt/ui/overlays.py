@@ -50,7 +50,6 @@ def graph_layer_data(graph: HierarchicalGraph, slide: Slide,
         if tissue_fraction is not None:
             feats["tissue_fraction"] = np.asarray(tissue_fraction)[idx]
         kwargs = slide_layer_kwargs(slide, 1.0, higt_role=f"graph-{name}")
-        kwargs.pop("translate")  # points sit at level-0 px centres already
         kwargs.update(
             name=f"{prefix} {name} nodes", symbol="square", size=sizes[idx],
             face_color="transparent", border_color=LEVEL_COLOURS[name],
@@ -63,7 +62,6 @@ def graph_layer_data(graph: HierarchicalGraph, slide: Slide,
         start = seg[:, 0, ::-1]
         vec = np.stack([start, seg[:, 1, ::-1] - start], axis=1)
         kwargs = slide_layer_kwargs(slide, 1.0, higt_role=f"graph-edges-{EDGE_NAMES[etype]}")
-        kwargs.pop("translate")
         kwargs.update(name=f"{prefix} {EDGE_NAMES[etype]} edges", edge_color=EDGE_COLOURS[etype],
                       edge_width=6.0, vector_style="line", opacity=0.8)
         out.append((vec, kwargs, "vectors"))

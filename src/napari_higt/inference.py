@@ -1,0 +1,159 @@
+"""One slide through the whole pipeline: features (when missing), graph, model, node scores.
+
+The Qt-free core of the inference widget and of ``napari-higt demo``: progress goes to a
+callback, a cancel callback is polled between steps, and the result holds everything the
+viewer paints (prediction, graph, per-node scores), also cached in the slide's feature file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_higt.errors import CheckpointError, UserFacingError
+
+__all__ = ["InferenceResult", "InferenceCancelled", "run_inference", "load_cached_result"]
+
+
+class InferenceCancelled(Exception):
+    """The user cancelled; nothing half-written was left behind."""
+
+
+@dataclass
+class InferenceResult:
+    """What one inference run produced for one slide."""
+
+    slide_id: str
+    feature_path: Path
+    pred: str
+    probs: dict[str, float]
+    graph: Any  # napari_higt.graph.HierarchicalGraph
+    scores: dict[str, np.ndarray]
+    device: str = "cpu"
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _checkpoint_extractor(ck: dict) -> tuple[str, int]:
+    cfg = ck.get("config", {})
+    name = cfg.get("extractor") or "handcrafted"
+    return name, int(cfg.get("in_dim") or cfg["model"]["in_dim"])
+
+
+def run_inference(
+    slide_path: str | os.PathLike,
+    checkpoint: str | os.PathLike,
+    features_dir: str | os.PathLike,
+    mpp: float | None = None,
+    device: str = "auto",
+    extractor_config: dict | None = None,
+    progress: Callable[[str, int, int], Any] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> InferenceResult:
+    """Predict one slide and compute its node scores.
+
+    Parameters
+    ----------
+    slide_path : the slide file.
+    checkpoint : a classifier checkpoint (``napari-higt train`` output).
+    features_dir : where the slide's feature file lives or is written (reused when it is
+        up to date for the checkpoint's extractor).
+    mpp : level-0 µm per px for slides whose file records no scale.
+    device : "auto", "cpu", "cuda", ...; a CUDA out-of-memory falls back to the CPU and the
+        result's ``notes`` say so.
+    extractor_config : settings of the checkpoint's extractor (e.g. a weights file).
+    progress : ``progress(stage, done, total)`` with stage "features" or "model".
+    cancel : polled between batches and steps; True raises `InferenceCancelled`.
+
+    Raises
+    ------
+    UserFacingError
+        Bad slide, unknown scale, no tissue, unreadable checkpoint, features that do not fit
+        the checkpoint.
+    InferenceCancelled
+    """
+    from napari_higt.features.pipeline import PreprocessCancelled, preprocess_slide
+    from napari_higt.graph import HierarchicalGraph
+    from napari_higt.training.checkpoint import load_checkpoint
+    from napari_higt.training.predict import predict_slides
+
+    cancel = cancel or (lambda: False)
+    report = progress or (lambda *a: None)
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    ck = load_checkpoint(checkpoint)
+    extractor, in_dim = _checkpoint_extractor(ck)
+    try:
+        fpath = preprocess_slide(
+            slide_path, features_dir, extractor, mpp=mpp,
+            extractor_config=extractor_config or {},
+            progress=lambda d, t: report("features", d, t), cancel=cancel,
+        )
+    except PreprocessCancelled:
+        raise InferenceCancelled("cancelled while computing features") from None
+    timings["features"] = time.perf_counter() - t0
+    if cancel():
+        raise InferenceCancelled("cancelled before running the model")
+    t1 = time.perf_counter()
+    used = str(device)
+    try:
+        preds = predict_slides(ck, [fpath], device=device, source=str(checkpoint),
+                               progress=lambda d, t: report("model", d, t), cancel=cancel)
+    except RuntimeError as exc:  # torch's CUDA OOM is a RuntimeError subclass
+        if "out of memory" not in str(exc).lower():
+            raise
+        import torch
+
+        torch.cuda.empty_cache()
+        notes.append(f"the GPU ran out of memory ({exc}); ran on the CPU instead")
+        used = "cpu"
+        preds = predict_slides(ck, [fpath], device="cpu", source=str(checkpoint),
+                               progress=lambda d, t: report("model", d, t), cancel=cancel)
+    if not preds:
+        raise InferenceCancelled("cancelled before running the model")
+    timings["model"] = time.perf_counter() - t1
+    p = preds[0]
+    graph = HierarchicalGraph.from_store(fpath, extractor=extractor, dim=in_dim)
+    if graph.num_nodes != p.num_nodes:
+        raise CheckpointError(f"node count changed between prediction and display for {fpath}")
+    return InferenceResult(p.slide_id, Path(fpath), p.pred, p.probs, graph, p.scores,
+                           device=used, timings=timings, notes=notes)
+
+
+def load_cached_result(feature_path: str | os.PathLike) -> InferenceResult | None:
+    """The result cached in a feature file by an earlier run, or None when there is none.
+
+    Raises
+    ------
+    UserFacingError
+        When the cached scores do not fit the file's graph (the file was rewritten).
+    """
+    from napari_higt.graph import HierarchicalGraph
+    from napari_higt.training.predict import read_node_scores
+
+    feature_path = Path(feature_path)
+    if not feature_path.is_file():
+        return None
+    cached = read_node_scores(feature_path)
+    if cached is None:
+        return None
+    scores, attrs = cached
+    graph = HierarchicalGraph.from_store(feature_path)
+    level = scores.pop("level", None)
+    scores.pop("coords", None)
+    if level is not None and (len(level) != graph.num_nodes
+                              or not np.array_equal(level, graph.level)):
+        raise UserFacingError(
+            f"the scores cached in {feature_path.name} belong to another version of its "
+            "features; run the inference again")
+    probs = attrs.get("probs") or {}
+    return InferenceResult(graph.slide_id or feature_path.stem, feature_path,
+                           str(attrs.get("pred", "")), dict(probs), graph, scores,
+                           notes=[f"cached from {attrs.get('checkpoint', 'an earlier run')}"])

@@ -1,0 +1,287 @@
+"""Slide graphs + labels: the dataset the training engine and the CLI read.
+
+``read_labels(csv)`` parses ``slide_id,label[,fold]`` (``DESIGN.md``); class names are the
+distinct labels of the CSV in sorted order (numbers sort numerically), so class index ``i``
+means ``class_names[i]`` everywhere (logits, checkpoints, prediction CSVs).
+
+``SlideGraphDataset.from_folder(features_dir, labels_csv)`` pairs every labelled slide with
+``<features_dir>/<slide_id>.h5``; slides with a label but no feature file, and feature files
+with no label, are listed in ``missing_features`` / ``unlabelled`` and skipped with one
+warning. Graphs are built on demand (``HierarchicalGraph.from_store(...).to_pyg()``) and kept
+in memory when ``cache=True``. ``SlideGraphDataset.from_graphs`` wraps graphs already in memory
+(tests, notebooks, the benchmark).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_higt.errors import FeatureError, UserFacingError
+
+__all__ = ["LabelTable", "read_labels", "SlideGraphDataset", "load_graph"]
+
+
+class LabelError(UserFacingError):
+    """The labels CSV cannot be used (missing columns, empty, duplicate slides)."""
+
+
+@dataclass
+class LabelTable:
+    """Parsed labels CSV."""
+
+    slide_ids: list[str]
+    labels: list[str]
+    folds: list[int] | None
+    class_names: list[str]
+    path: Path | None = None
+
+    def index(self) -> np.ndarray:
+        """Class index of every row."""
+        lut = {c: i for i, c in enumerate(self.class_names)}
+        return np.array([lut[v] for v in self.labels], dtype=np.int64)
+
+
+def _sort_key(v: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(v))
+    except ValueError:
+        return (1, v)
+
+
+def read_labels(path: str | os.PathLike) -> LabelTable:
+    """Read ``slide_id,label[,fold]`` (header required; extra columns ignored).
+
+    ``slide_id`` may be a file name: its ``.h5`` / slide extension is dropped.
+
+    Raises
+    ------
+    LabelError
+        Missing file or columns, no rows, a slide listed twice with different labels, fewer
+        than two classes, non-integer folds.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LabelError(f"labels file not found: {path}")
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        cols = [c.strip().lower() for c in (reader.fieldnames or [])]
+        if "slide_id" not in cols or "label" not in cols:
+            raise LabelError(
+                f"{path}: the header must name the columns slide_id,label[,fold]; found "
+                f"{reader.fieldnames}"
+            )
+        names = {c.strip().lower(): c for c in reader.fieldnames or []}
+        rows = [r for r in reader if any((v or "").strip() for v in r.values())]
+    ids, labels, folds = [], [], []
+    seen: dict[str, str] = {}
+    has_fold = "fold" in names
+    for k, r in enumerate(rows, start=2):
+        sid = (r[names["slide_id"]] or "").strip()
+        lab = (r[names["label"]] or "").strip()
+        if not sid or not lab:
+            raise LabelError(f"{path}, line {k}: empty slide_id or label")
+        for ext in (".h5", ".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn"):
+            if sid.lower().endswith(ext):
+                sid = sid[: -len(ext)]
+        if sid in seen:
+            if seen[sid] != lab:
+                raise LabelError(f"{path}: slide {sid!r} is listed with labels "
+                                 f"{seen[sid]!r} and {lab!r}")
+            continue
+        seen[sid] = lab
+        ids.append(sid)
+        labels.append(lab)
+        if has_fold:
+            f = (r[names["fold"]] or "").strip()
+            try:
+                folds.append(int(float(f)))
+            except ValueError:
+                raise LabelError(f"{path}, line {k}: fold {f!r} is not an integer") from None
+    if not ids:
+        raise LabelError(f"{path} lists no slides")
+    classes = sorted(set(labels), key=_sort_key)
+    if len(classes) < 2:
+        raise LabelError(f"{path}: only one class ({classes[0]!r}); training needs at least two")
+    return LabelTable(ids, labels, folds if has_fold else None, classes, path)
+
+
+def load_graph(path: str | os.PathLike, extractor: str | None = None,
+               dim: int | None = None) -> Any:
+    """PyG ``Data`` of one feature file (``slide_id`` set, ``num_nodes`` set)."""
+    from napari_higt.graph.hierarchy import HierarchicalGraph
+
+    g = HierarchicalGraph.from_store(path, extractor=extractor, dim=dim)
+    data = g.to_pyg()
+    data.slide_id = g.slide_id or Path(path).stem
+    return data
+
+
+@dataclass
+class SlideGraphDataset:
+    """Labelled slide graphs. ``ds[i]`` is a PyG ``Data`` with ``y`` (1,) and ``slide_id``.
+
+    Attributes
+    ----------
+    slide_ids, y : the usable slides and their class indices
+    class_names : list of str
+    folds : per-slide fold from the CSV, or None
+    paths : feature file per slide (None for in-memory graphs)
+    missing_features : labelled slides without a feature file (skipped)
+    unlabelled : feature files without a label (skipped)
+    extractor : extractor name recorded in the feature files (None when unknown)
+    """
+
+    slide_ids: list[str]
+    y: np.ndarray
+    class_names: list[str]
+    folds: np.ndarray | None = None
+    paths: list[Path | None] = field(default_factory=list)
+    cache: bool = True
+    missing_features: list[str] = field(default_factory=list)
+    unlabelled: list[str] = field(default_factory=list)
+    extractor: str | None = None
+    _graphs: dict[int, Any] = field(default_factory=dict, repr=False)
+    _in_dim: int | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_folder(cls, features_dir: str | os.PathLike, labels_csv: str | os.PathLike,
+                    cache: bool = True, extractor: str | None = None) -> SlideGraphDataset:
+        """Pair ``<features_dir>/<slide_id>.h5`` with the labels CSV (see module docstring).
+
+        Raises
+        ------
+        FeatureError
+            No labelled slide has a feature file, or the files mix extractors / dims.
+        LabelError
+            Unusable labels CSV.
+        """
+        from napari_higt.features.store import FeatureStore
+
+        features_dir = Path(features_dir)
+        if not features_dir.is_dir():
+            raise FeatureError(f"features folder not found: {features_dir}")
+        table = read_labels(labels_csv)
+        files = {p.stem: p for p in sorted(features_dir.glob("*.h5")) if not p.name.startswith(".")}
+        keep = [i for i, s in enumerate(table.slide_ids) if s in files]
+        missing = [s for s in table.slide_ids if s not in files]
+        unlabelled = sorted(set(files) - set(table.slide_ids))
+        if not keep:
+            raise FeatureError(
+                f"none of the {len(table.slide_ids)} slides of {labels_csv} has a feature file "
+                f"<slide_id>.h5 in {features_dir} ({len(files)} .h5 files there); run "
+                "`napari-higt preprocess` first or check the slide ids"
+            )
+        if missing or unlabelled:
+            msg = []
+            if missing:
+                msg.append(f"{len(missing)} labelled slide(s) have no feature file and are "
+                           f"skipped: {_short(missing)}")
+            if unlabelled:
+                msg.append(f"{len(unlabelled)} feature file(s) have no label and are skipped: "
+                           f"{_short(unlabelled)}")
+            warnings.warn("; ".join(msg), UserWarning, stacklevel=2)
+        ids = [table.slide_ids[i] for i in keep]
+        y = table.index()[keep]
+        folds = np.asarray(table.folds, dtype=np.int64)[keep] if table.folds is not None else None
+        extractors, dims = set(), set()
+        for s in ids:
+            a = FeatureStore.read_attrs(files[s]) or {}
+            if a.get("extractor") not in (None, "none"):
+                extractors.add(str(a["extractor"]))
+            if "dim" in a:
+                dims.add(int(a["dim"]))
+        if len(extractors) > 1:
+            raise FeatureError(
+                f"the feature files in {features_dir} come from different extractors "
+                f"({sorted(extractors)}); train on files of one extractor"
+            )
+        if len(dims) > 1:
+            raise FeatureError(f"the feature files in {features_dir} have different feature "
+                               f"dims {sorted(dims)}")
+        ds = cls(ids, y, list(table.class_names), folds, [files[s] for s in ids], cache,
+                 missing, unlabelled, extractors.pop() if extractors else None)
+        ds._in_dim = dims.pop() if dims else None
+        return ds
+
+    @classmethod
+    def from_graphs(cls, graphs: Sequence[Any], labels: Sequence[int] | Sequence[str],
+                    class_names: Sequence[str] | None = None,
+                    slide_ids: Sequence[str] | None = None,
+                    folds: Sequence[int] | None = None,
+                    extractor: str | None = None) -> SlideGraphDataset:
+        """Wrap PyG graphs already in memory; labels are class indices or class names."""
+        labels = list(labels)
+        if class_names is None:
+            if labels and isinstance(labels[0], str):
+                class_names = sorted(set(labels), key=_sort_key)
+            else:
+                class_names = [str(i) for i in range(int(max(labels)) + 1)]
+        class_names = [str(c) for c in class_names]
+        if labels and isinstance(labels[0], str):
+            y = np.array([class_names.index(v) for v in labels], dtype=np.int64)
+        else:
+            y = np.asarray(labels, dtype=np.int64)
+        if slide_ids is None:
+            slide_ids = [str(getattr(g, "slide_id", None) or f"slide_{i:04d}")
+                         for i, g in enumerate(graphs)]
+        ds = cls(list(slide_ids), y, class_names,
+                 None if folds is None else np.asarray(folds, dtype=np.int64),
+                 [None] * len(graphs), True, extractor=extractor)
+        ds._graphs = dict(enumerate(graphs))
+        return ds
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return len(self.slide_ids)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def in_dim(self) -> int:
+        """Node feature width (read from the files' attrs or the first graph)."""
+        if self._in_dim is None:
+            self._in_dim = int(self._graph(0).x.size(1))
+        return self._in_dim
+
+    def _graph(self, i: int) -> Any:
+        g = self._graphs.get(i)
+        if g is None:
+            p = self.paths[i]
+            g = load_graph(p, extractor=self.extractor)
+            if self.cache:
+                self._graphs[i] = g
+        return g
+
+    def __getitem__(self, i: int) -> Any:
+        import copy
+
+        import torch
+
+        out = copy.copy(self._graph(int(i)))  # shallow: y / slide_id are set per item
+        out.y = torch.tensor([int(self.y[i])], dtype=torch.long)
+        out.slide_id = self.slide_ids[int(i)]
+        return out
+
+    def class_counts(self, idx: Sequence[int] | None = None) -> np.ndarray:
+        y = self.y if idx is None else self.y[np.asarray(idx, dtype=np.int64)]
+        return np.bincount(y, minlength=self.n_classes)
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{c}: {n}" for c, n in zip(self.class_names, self.class_counts()))
+        return f"{len(self)} slides ({counts})"
+
+
+def _short(items: Sequence[str], n: int = 8) -> str:
+    s = ", ".join(items[:n])
+    return s + (f", ... ({len(items) - n} more)" if len(items) > n else "")

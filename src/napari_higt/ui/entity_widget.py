@@ -1,0 +1,288 @@
+"""Dock widget: SLIC entities of one x10 patch drawn where the patch lies on the slide.
+
+The patch is the x10 tile (512 px at 1.0 µm/px, on the tiler's grid) under the centre of
+the view, or the selected node of the slide's x10 graph layer (Graph widget) when that layer
+is active and has a selection. In a background thread the patch is read from the slide and
+turned into its entity graph (`napari_higt.features.entities.entity_graph`); the widget
+adds
+
+* ``<slide> entities``: a Labels layer of the superpixels (boundaries only, ``contour``),
+* ``<slide> entity edges``: the region-adjacency edges as a Vectors layer,
+
+both placed on the patch in µm. With an H-MGDM encoder file chosen it also adds
+``<slide> entity error`` (each entity painted with its reconstruction error,
+`napari_higt.models.hmgdm.reconstruction_error`) and ``<slide> entity mask`` (one sampled
+dynamic mask: green visible / magenta masked).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from napari.utils.notifications import show_warning
+from qtpy.QtWidgets import (
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+)
+
+from napari_higt.ui.worker import Cancelled, WorkerWidget
+from napari_higt.ui.layers import SLIDE_KEY, slide_layer_kwargs, unit_scale
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+__all__ = ["EntityWidget", "patch_origin_at", "compute_patch_entities", "PatchEntities"]
+
+PATCH_PX = 512  # x10 patch side in patch pixels (napari_higt.slide.tiling.PATCH_SIZE)
+MASK_COLOURS = {None: "transparent", 0: "transparent", 1: "#00c853", 2: "#d500f9"}
+
+
+def x10_patch_size0(slide) -> float:
+    """Side of an x10 patch in level-0 px (as the tiler computes it)."""
+    from napari_higt.slide.tiling import TARGET_MPP
+
+    mx, my = slide.require_mpp()
+    return PATCH_PX * TARGET_MPP["x10"] / ((mx + my) / 2.0)
+
+
+def patch_origin_at(slide, xy0: tuple[float, float]) -> tuple[int, int]:
+    """Level-0 (x, y) top-left of the x10 grid tile holding level-0 point ``xy0``.
+
+    The tile is clipped into the slide so a point off the slide gives the nearest tile.
+    """
+    s10 = x10_patch_size0(slide)
+    w, h = slide.dimensions
+    nx = max(int(math.floor(w / s10 + 1e-6)), 1)
+    ny = max(int(math.floor(h / s10 + 1e-6)), 1)
+    gx = int(np.clip(math.floor(xy0[0] / s10), 0, nx - 1))
+    gy = int(np.clip(math.floor(xy0[1] / s10), 0, ny - 1))
+    return int(round(gx * s10)), int(round(gy * s10))
+
+
+@dataclass
+class PatchEntities:
+    """What `compute_patch_entities` returns."""
+
+    origin: tuple[int, int]  # level-0 (x, y) of the patch
+    size0: float  # patch side in level-0 px
+    rgb: np.ndarray  # (512, 512, 3) uint8
+    graph: object  # PyG Data (x, edge_index, pos, centroid, label_image)
+    error: np.ndarray | None = None  # (N,) reconstruction error per entity
+    mask: np.ndarray | None = None  # (N,) bool sampled mask, True = masked
+    note: str = ""
+
+
+def compute_patch_entities(slide_path, mpp, origin: tuple[int, int], n_segments: int,
+                           compactness: float, encoder: str | None = None,
+                           cancel=None) -> PatchEntities:
+    """Read the x10 patch at ``origin`` and build its entity graph (Qt-free, thread-safe).
+
+    With ``encoder`` (an H-MGDM checkpoint), also the per-entity reconstruction error and a
+    sampled mask; the graph then uses the encoder's entity feature settings.
+    """
+    from napari_higt.features.entities import entity_graph
+    from napari_higt.slide import Slide
+    from napari_higt.slide.tiling import LevelGrid, read_tile
+
+    def check():
+        if cancel is not None and cancel():
+            raise Cancelled()
+
+    with Slide(slide_path, mpp=mpp) as s:
+        s10 = x10_patch_size0(s)
+        level = s.best_level_for_downsample(s10 / PATCH_PX)
+        read_size = max(1, int(round(s10 / s.level_downsamples[level])))
+        grid = LevelGrid(name="x10", target_mpp=1.0, patch_size=PATCH_PX, size0=s10,
+                         read_level=level, read_size=read_size,
+                         coords=np.asarray([origin], np.int64), tissue=np.ones(1))
+        rgb = read_tile(s, grid, origin)
+    check()
+    params: dict = {"n_segments": int(n_segments), "compactness": float(compactness)}
+    model = None
+    note = ""
+    if encoder:
+        from napari_higt.models.hmgdm import load_hmgdm_checkpoint
+
+        model, _ = load_hmgdm_checkpoint(encoder)
+        ent = dict(model.cfg.entity)
+        for key in ("features", "crop_size", "min_tissue"):
+            if key in ent:
+                params[key] = ent[key]
+        differs = [f"{k}={ent[k]}" for k in ("n_segments", "compactness")
+                   if k in ent and float(ent[k]) != float(params[k])]
+        if differs:
+            note = f"the encoder was pretrained with {', '.join(differs)}"
+    graph = entity_graph(rgb, **params)
+    check()
+    out = PatchEntities(origin=tuple(origin), size0=s10, rgb=rgb, graph=graph, note=note)
+    if model is not None and graph.num_nodes >= 2:
+        from napari_higt.models.hmgdm import reconstruction_error
+
+        rec = reconstruction_error(model, graph)
+        out.error = rec["error"]
+        out.mask = rec["mask"]
+    check()
+    return out
+
+
+class EntityWidget(WorkerWidget):
+    """SLIC entities (and, with an encoder, their reconstruction error) of one x10 patch."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(napari_viewer, "Show entities")
+        self.n_segments = QSpinBox()
+        self.n_segments.setRange(2, 2000)
+        self.n_segments.setValue(150)
+        self.n_segments.setToolTip("SLIC: approximate number of superpixels in the patch")
+        self.compactness = QDoubleSpinBox()
+        self.compactness.setRange(0.01, 1000.0)
+        self.compactness.setDecimals(2)
+        self.compactness.setValue(10.0)
+        self.compactness.setToolTip("SLIC: higher = more regular, square superpixels")
+        self.encoder = QLineEdit()
+        self.encoder.setPlaceholderText("optional: H-MGDM encoder .pt")
+        browse = QPushButton("…")
+        browse.setMaximumWidth(32)
+        browse.clicked.connect(self._browse)
+        self.where = QLabel("Patch: the x10 patch under the centre of the view, or the "
+                            "selected node of the x10 graph layer.")
+        self.where.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Segments", self.n_segments)
+        form.addRow("Compactness", self.compactness)
+        row = QHBoxLayout()
+        row.addWidget(self.encoder)
+        row.addWidget(browse)
+        form.addRow("Encoder", row)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.where)
+        layout.addLayout(form)
+        layout.addWidget(self._controls())
+        layout.addStretch(1)
+        self.result: PatchEntities | None = None
+        self.layers: dict[str, object] = {}
+        self.run_button.clicked.connect(self.run)
+
+    def _browse(self) -> None:
+        f, _ = QFileDialog.getOpenFileName(self, "H-MGDM encoder", "",
+                                           "PyTorch (*.pt *.pth);;All (*)")
+        if f:
+            self.encoder.setText(f)
+
+    def target_origin(self, slide) -> tuple[tuple[int, int], str]:
+        """Level-0 origin of the patch to show and where it came from."""
+        active = self.viewer.layers.selection.active
+        if (active is not None and active.metadata.get(SLIDE_KEY) == str(slide.path)
+                and active.metadata.get("higt_role") == "graph-x10"
+                and len(getattr(active, "selected_data", ()))):
+            i = min(active.selected_data)
+            row, col = np.asarray(active.data[i], float)  # level-0 px tile centre
+            return patch_origin_at(slide, (col, row)), "the selected x10 node"
+        uy, ux = unit_scale(slide)
+        cy, cx = self.viewer.camera.center[-2:]
+        return patch_origin_at(slide, (cx / ux, cy / uy)), "the centre of the view"
+
+    def run(self) -> bool:
+        if self.running:
+            show_warning("Computing entities is already running; wait for it or press Cancel.")
+            return False
+        sel = self._selected_slide()
+        if sel is None:
+            return False
+        _, slide = sel
+        origin, source = self.target_origin(slide)
+        enc = self.encoder.text().strip() or None
+        if enc is not None and not Path(enc).expanduser().is_file():
+            show_warning(f"Encoder file not found: {enc}")
+            return False
+        path, mpp = slide.path, slide.mpp
+        n_seg, comp = self.n_segments.value(), self.compactness.value()
+        self.where.setText(f"Patch at ({origin[0]}, {origin[1]}) px, {source}.")
+
+        def work(progress, cancelled):
+            progress(0, 1)
+            out = compute_patch_entities(path, mpp, origin, n_seg, comp, enc, cancelled)
+            progress(1, 1)
+            return out
+
+        return self._start(work, lambda r: self._show(slide, r), "Computing entities")
+
+    def _show(self, slide, res: PatchEntities) -> None:
+        from napari.utils.colormaps import DirectLabelColormap
+
+        self.result = res
+        ds0 = res.size0 / PATCH_PX
+        uy, ux = unit_scale(slide)
+        x0, y0 = res.origin
+
+        def kwargs(role: str, name: str) -> dict:
+            kw = slide_layer_kwargs(slide, ds0, higt_role=role, higt_patch_origin=[x0, y0])
+            ty, tx = kw["translate"]
+            kw["translate"] = (ty + y0 * uy, tx + x0 * ux)
+            kw["name"] = f"{slide.slide_id} {name}"
+            return kw
+
+        labels = np.asarray(res.graph.label_image, np.int32) + 1  # 0 = background
+        new: dict[str, tuple] = {}
+        new["entities"] = (labels, {**kwargs("entities", "entities"), "opacity": 0.8}, "labels")
+        ei = res.graph.edge_index.numpy()
+        keep = ei[0] < ei[1]
+        cen = res.graph.centroid.numpy()[:, ::-1]  # (row, col) patch px
+        start = cen[ei[0, keep]]
+        vec = np.stack([start, cen[ei[1, keep]] - start], axis=1)
+        new["entity edges"] = (vec, {**kwargs("entity-edges", "entity edges"),
+                                     "edge_color": "#ffeb3b", "edge_width": 1.5,
+                                     "vector_style": "line", "opacity": 0.9}, "vectors")
+        if res.error is not None:
+            err = np.append(res.error, np.nan).astype(np.float32)
+            img = err[np.where(labels > 0, labels - 1, len(res.error))]
+            finite = res.error[np.isfinite(res.error)]
+            lo, hi = (np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0))
+            hi = hi if hi > lo else lo + 1e-6
+            new["entity error"] = (img, {**kwargs("entity-error", "entity error"),
+                                         "colormap": "magma", "opacity": 0.7,
+                                         "contrast_limits": (float(lo), float(hi)),
+                                         "interpolation2d": "nearest",
+                                         "blending": "translucent"}, "image")
+            state = np.concatenate([[0], np.where(res.mask, 2, 1)]).astype(np.int32)
+            mask_img = state[labels]
+            new["entity mask"] = (mask_img, {**kwargs("entity-mask", "entity mask"),
+                                             "opacity": 0.45, "visible": False,
+                                             "colormap": DirectLabelColormap(
+                                                 color_dict=MASK_COLOURS)}, "labels")
+        # Replace this slide's previous entity layers (also those of an error run).
+        for key in ("entity mask", "entity error", "entity edges", "entities"):
+            name = f"{slide.slide_id} {key}"
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+        self.layers = {}
+        for key in ("entity error", "entity mask", "entities", "entity edges"):
+            if key not in new:
+                continue
+            data, kw, kind = new[key]
+            layer = getattr(self.viewer, f"add_{kind}")(data, **kw)
+            if key == "entities":
+                layer.contour = 1
+            self.layers[key] = layer
+        if "entity error" in self.layers and hasattr(self.layers["entity error"], "colorbar"):
+            self.layers["entity error"].colorbar.visible = True
+        n = res.graph.num_nodes
+        text = f"{n} entities, {int(keep.sum())} edges at ({x0}, {y0}) px."
+        if res.error is not None:
+            text += (f" Reconstruction error {np.nanmin(res.error):.3g}–"
+                     f"{np.nanmax(res.error):.3g}; sampled mask: {int(res.mask.sum())} masked, "
+                     f"{int((~res.mask).sum())} visible (layer 'entity mask', hidden).")
+        if res.note:
+            text += f" Note: {res.note}."
+        self.status.setText(text)

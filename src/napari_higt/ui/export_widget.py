@@ -1,0 +1,125 @@
+"""Dock widget: export the selected slide's result as a figure, QuPath GeoJSON and CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from napari.utils.notifications import show_info, show_warning
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+)
+
+from napari_higt.export.bundle import export_result
+from napari_higt.ui.layers import find_slide_layer, slide_of_layer, unit_scale
+from napari_higt.ui.results import RESULT_KEY
+from napari_higt.ui.worker import WorkerWidget
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+__all__ = ["ExportWidget", "view_region"]
+
+
+def view_region(viewer, slide) -> tuple[int, int, int, int]:
+    """The part of the slide in view, as (x0, y0, x1, y1) level-0 px."""
+    h, w = viewer.window._qt_viewer.canvas.size
+    cy, cx = viewer.camera.center[-2:]
+    half_w, half_h = w / viewer.camera.zoom / 2, h / viewer.camera.zoom / 2
+    uy, ux = unit_scale(slide)
+    return (int((cx - half_w) / ux), int((cy - half_h) / uy),
+            int((cx + half_w) / ux), int((cy + half_h) / uy))
+
+
+class ExportWidget(WorkerWidget):
+    """Figure (PNG/SVG/PDF) of the whole slide or the current view, GeoJSON and CSV."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(napari_viewer, "Export")
+        self.out_dir = QLineEdit()
+        self.out_dir.setPlaceholderText("<slide folder>/export")
+        browse = QPushButton("…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.out_dir)
+        row.addWidget(browse)
+        self.score = QComboBox()
+        self.score.addItems(["node_importance", "bi_region_to_patch", "bi_patch_to_region",
+                             "ihpool_score", "ssa_context", "node_attention", "mil_attention"])
+        self.level = QComboBox()
+        self.level.addItems(["x10", "x5"])
+        self.formats = {f: QCheckBox(f.upper()) for f in ("png", "svg", "pdf")}
+        self.formats["png"].setChecked(True)
+        self.formats["svg"].setChecked(True)
+        fmt_row = QHBoxLayout()
+        for box in self.formats.values():
+            fmt_row.addWidget(box)
+        self.opacity = QDoubleSpinBox()
+        self.opacity.setRange(0.0, 1.0)
+        self.opacity.setSingleStep(0.05)
+        self.opacity.setValue(0.5)
+        self.dpi = QSpinBox()
+        self.dpi.setRange(50, 1200)
+        self.dpi.setValue(150)
+        self.current_view = QCheckBox("Current view only")
+        self.markers = QCheckBox("Mark nodes")
+        form = QFormLayout()
+        form.addRow("Folder", row)
+        form.addRow("Score", self.score)
+        form.addRow("Level", self.level)
+        form.addRow("Figure", fmt_row)
+        form.addRow("Opacity", self.opacity)
+        form.addRow("DPI", self.dpi)
+        form.addRow(self.current_view)
+        form.addRow(self.markers)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self._controls())
+        layout.addStretch(1)
+        self.run_button.clicked.connect(self.run)
+        self.written: dict[str, Path] = {}
+
+    def _browse(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Export folder")
+        if d:
+            self.out_dir.setText(d)
+
+    def run(self) -> bool:
+        """Export the selected slide's last result (False, with a notification, if none)."""
+        layer = find_slide_layer(self.viewer)
+        if layer is None:
+            show_warning("No slide selected: open a slide and select its layer.")
+            return False
+        result = layer.metadata.get(RESULT_KEY)
+        if result is None:
+            show_warning("Nothing to export yet: run inference on this slide first "
+                         "(Inference widget), or open it from the cohort browser.")
+            return False
+        slide = slide_of_layer(layer)
+        text = self.out_dir.text().strip()
+        out = Path(text).expanduser() if text else slide.path.parent / "export"
+        formats = [f for f, box in self.formats.items() if box.isChecked()]
+        region = view_region(self.viewer, slide) if self.current_view.isChecked() else None
+        kwargs = dict(score=self.score.currentText(), level=self.level.currentText(),
+                      formats=formats, opacity=self.opacity.value(), dpi=self.dpi.value(),
+                      region=region, markers=self.markers.isChecked())
+
+        def work(progress, cancelled):
+            return export_result(slide, result, out, **kwargs)
+
+        return self._start(work, self._done, "Export")
+
+    def _done(self, written: dict[str, Path]) -> None:
+        self.written = written
+        folder = next(iter(written.values())).parent if written else ""
+        self.status.setText(f"Wrote {', '.join(p.name for p in written.values())} to {folder}")
+        show_info(f"Exported {len(written)} file(s) to {folder}")

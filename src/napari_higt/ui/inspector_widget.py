@@ -1,0 +1,241 @@
+"""Dock widget: click a region of the slide and see why the model decided.
+
+Clicking on the canvas selects the node under the cursor at the chosen level (x10 patch by
+default) of the slide's last inference result; the widget lists its level, position, tissue
+fraction and scores, the nodes it attends to most (RAConv+ layer-1 attention when the result
+holds per-edge weights, else its neighbours ranked by importance), the BI contributions of
+its region, and thumbnails of those nodes read from the slide. The selection and its top-k
+are outlined on the canvas. ``[`` / ``]`` step to the previous / next most important patch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from napari.utils.notifications import show_warning
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QImage, QPixmap
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QLabel,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_higt.explain.inspect import node_at, ranked_nodes
+from napari_higt.graph.hierarchy import EDGE_SCALE, LEVEL_IDS, LEVELS
+from napari_higt.ui.layers import find_slide_layer, slide_layer_kwargs, slide_of_layer, unit_scale
+from napari_higt.ui.results import RESULT_KEY
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+__all__ = ["InspectorWidget", "node_summary"]
+
+THUMB_PX = 96
+
+
+def node_summary(result, node: int, k: int = 5) -> dict:
+    """What the inspector shows for ``node`` of an inference result (Qt-free).
+
+    Returns a dict with ``level``, ``coords``, ``scores`` (name -> value), ``parent``,
+    ``region_bi`` (the BI contributions of its region) and ``top`` (a list of
+    (node, relation, weight) of the nodes it attends to most).
+    """
+    g = result.graph
+    scores = {name: float(v[node]) for name, v in result.scores.items()
+              if np.ndim(v) == 1 and len(v) == g.num_nodes}
+    parent = int(g.parent_index[node])
+    region = parent if g.level[node] == LEVEL_IDS["x10"] else node
+    region_bi = {name: float(result.scores[name][region])
+                 for name in ("bi_region_to_patch", "bi_patch_to_region")
+                 if name in result.scores}
+    src, dst = g.edge_index
+    incoming = np.flatnonzero(dst == node)
+    edge_w = result.scores.get("edge_attention")
+    if edge_w is not None and len(edge_w) == len(src):
+        weight = np.asarray(edge_w, dtype=np.float64)[incoming]
+        source = "attention"
+    else:
+        imp = result.scores.get("node_importance", np.zeros(g.num_nodes))
+        weight = np.asarray(imp, dtype=np.float64)[src[incoming]]
+        source = "importance"
+    order = incoming[np.argsort(-weight, kind="stable")][:k]
+    wmap = dict(zip(incoming.tolist(), weight.tolist()))
+    top = []
+    for e in order:
+        j = int(src[e])
+        if g.edge_type[e] == EDGE_SCALE:
+            relation = "parent" if j == parent and j != node else "child"
+        else:
+            relation = "neighbour"
+        top.append((j, relation, wmap[int(e)]))
+    return {"level": LEVELS[g.level[node]], "coords": tuple(int(c) for c in g.coords[node]),
+            "scores": scores, "parent": parent, "region_bi": region_bi, "top": top,
+            "top_by": source}
+
+
+class InspectorWidget(QWidget):
+    """Click-to-inspect on the slide's last inference result."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.level = QComboBox()
+        self.level.addItems(["x10", "x5"])
+        self.topk = QSpinBox()
+        self.topk.setRange(1, 16)
+        self.topk.setValue(5)
+        self.info = QLabel("Run inference, then click on the slide.")
+        self.info.setWordWrap(True)
+        self.info.setTextFormat(Qt.RichText)
+        self.thumbs = QGridLayout()
+        form = QFormLayout()
+        form.addRow("Level", self.level)
+        form.addRow("Top-k", self.topk)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.info)
+        thumbs = QWidget()
+        thumbs.setLayout(self.thumbs)
+        layout.addWidget(thumbs)
+        layout.addStretch(1)
+        self.node: int | None = None
+        self._rank: np.ndarray | None = None
+        self._tissue: dict[int, np.ndarray] = {}
+        self.viewer.mouse_drag_callbacks.append(self._on_click)
+        self.viewer.bind_key("]", self.next_important, overwrite=True)
+        self.viewer.bind_key("[", self.previous_important, overwrite=True)
+        self.destroyed.connect(lambda *_: self._disconnect(napari_viewer, self._on_click))
+
+    @staticmethod
+    def _disconnect(viewer, callback) -> None:
+        if callback in viewer.mouse_drag_callbacks:
+            viewer.mouse_drag_callbacks.remove(callback)
+
+    # ---------------------------------------------------------------- selection
+    def _context(self):
+        layer = find_slide_layer(self.viewer)
+        if layer is None:
+            return None
+        result = layer.metadata.get(RESULT_KEY)
+        return (layer, slide_of_layer(layer), result) if result is not None else None
+
+    def _on_click(self, viewer, event) -> None:
+        if event.type != "mouse_press" or "Shift" in {m.name for m in event.modifiers}:
+            return
+        ctx = self._context()
+        if ctx is None:
+            return
+        _, slide, _ = ctx
+        uy, ux = unit_scale(slide)
+        y, x = event.position[-2:]
+        self.select_at(x / ux, y / uy)
+
+    def select_at(self, x: float, y: float) -> int | None:
+        """Select the node of the chosen level at level-0 point (x, y); returns it."""
+        ctx = self._context()
+        if ctx is None:
+            show_warning("Nothing to inspect yet: run inference on the slide first.")
+            return None
+        node = node_at(ctx[2].graph, x, y, self.level.currentText())
+        if node is not None:
+            self.select(node)
+        return node
+
+    def select(self, node: int) -> None:
+        """Show ``node`` of the current result and outline it and its top-k on the canvas."""
+        ctx = self._context()
+        if ctx is None:
+            return
+        layer, slide, result = ctx
+        self.node = int(node)
+        s = node_summary(result, self.node, self.topk.value())
+        tissue = self._tissue_fraction(slide, result)[self.node]
+        lines = [f"<b>{s['level']} node {self.node}</b> at x={s['coords'][0]}, "
+                 f"y={s['coords'][1]} px; tissue {100 * tissue:.0f} %"]
+        for name in ("node_importance", "ihpool_score", "ssa_context", "node_attention"):
+            if name in s["scores"]:
+                lines.append(f"{name}: {s['scores'][name]:.3g}")
+        for name, v in s["region_bi"].items():
+            lines.append(f"region {name}: {v:.3g}")
+        lines.append(f"<b>top {len(s['top'])} by {s['top_by']}</b>")
+        lines += [f"{j} ({rel}): {w:.3g}" for j, rel, w in s["top"]]
+        self.info.setText("<br>".join(lines))
+        self._show_thumbnails(slide, result, [self.node] + [j for j, _, _ in s["top"]])
+        self._highlight(slide, result, self.node, [j for j, _, _ in s["top"]])
+
+    def _tissue_fraction(self, slide, result) -> np.ndarray:
+        key = id(result)
+        if key not in self._tissue:
+            from napari_higt.graph.layout import node_tissue_fraction
+
+            self._tissue = {key: node_tissue_fraction(slide, result.graph)}
+        return self._tissue[key]
+
+    def _show_thumbnails(self, slide, result, nodes: list[int]) -> None:
+        while self.thumbs.count():
+            item = self.thumbs.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        g = result.graph
+        for i, j in enumerate(nodes):
+            if g.level[j] == 0:
+                continue
+            size = g.patch_size[LEVELS[g.level[j]]]
+            level = slide.best_level_for_downsample(size / THUMB_PX)
+            ds = slide.level_downsamples[level]
+            n = max(1, int(size / ds))
+            rgb = slide.read_region(tuple(int(c) for c in g.coords[j]), level, (n, n))
+            from PIL import Image
+
+            rgb = np.ascontiguousarray(np.asarray(Image.fromarray(rgb).resize((THUMB_PX, THUMB_PX))))
+            img = QImage(rgb.data, THUMB_PX, THUMB_PX, 3 * THUMB_PX, QImage.Format_RGB888).copy()
+            label = QLabel()
+            label.setPixmap(QPixmap.fromImage(img))
+            label.setToolTip(f"node {j}" + (" (selected)" if i == 0 else ""))
+            self.thumbs.addWidget(label, i // 3, i % 3)
+
+    def _highlight(self, slide, result, node: int, top: list[int]) -> None:
+        g = result.graph
+        nodes = [node] + [j for j in top if g.level[j] != 0]
+        sizes = np.array([g.patch_size[LEVELS[g.level[j]]] for j in nodes], float)
+        centres = g.coords[nodes].astype(float) + sizes[:, None] / 2
+        colours = ["red"] + ["cyan"] * (len(nodes) - 1)
+        name = f"{slide.slide_id} selection"
+        kwargs = slide_layer_kwargs(slide, 1.0, higt_role="selection")
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        self.viewer.add_points(centres[:, ::-1], name=name, symbol="square", size=sizes,
+                               face_color="transparent", border_color=colours,
+                               border_width=0.06, **kwargs)
+        self.viewer.layers.selection.active = find_slide_layer(self.viewer)
+
+    # ---------------------------------------------------------------- keyboard
+    def _step(self, delta: int) -> None:
+        ctx = self._context()
+        if ctx is None:
+            show_warning("Nothing to inspect yet: run inference on the slide first.")
+            return
+        result = ctx[2]
+        imp = result.scores.get("node_importance")
+        if imp is None:
+            return
+        order = ranked_nodes(result.graph, imp, self.level.currentText())
+        if not len(order):
+            return
+        where = np.flatnonzero(order == self.node)
+        i = (where[0] + delta) if len(where) else 0
+        self.select(int(order[int(np.clip(i, 0, len(order) - 1))]))
+
+    def next_important(self, viewer=None) -> None:
+        """Select the next patch down the importance ranking (key ``]``)."""
+        self._step(+1)
+
+    def previous_important(self, viewer=None) -> None:
+        """Select the previous, more important patch (key ``[``)."""
+        self._step(-1)

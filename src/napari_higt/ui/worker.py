@@ -1,0 +1,240 @@
+"""The base of the plugin's long-running dock widgets: one background job at a time.
+
+`WorkerWidget` runs a job in a `napari.qt.threading` worker with a progress bar and a
+Cancel button; errors become notifications (never a traceback dialog), and a widget that goes
+away while its job runs (the viewer closed) stops the job cleanly.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_higt.errors import UserFacingError
+from napari_higt.ui.layers import find_slide_layer, slide_of_layer
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+__all__ = ["Cancelled", "WorkerWidget", "mpp_missing_message"]
+
+
+class Cancelled(Exception):
+    """A background job stopped because the user pressed Cancel."""
+
+
+class _Job:
+    """State of one background run. Held by the worker's callbacks, not by the widget, so a
+    widget deleted mid-run (viewer closed) only flips ``alive`` and nothing touches it."""
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+        self.worker = None
+        self.alive = True
+
+
+class WorkerWidget(QWidget):
+    """A dock widget running one job at a time off the GUI thread.
+
+    Subclasses call `_start(func, on_done, what)`; ``func(progress, cancelled)`` runs in a
+    `napari.qt.threading` worker, calls ``progress(done, total)`` as it goes and polls
+    ``cancelled()``; its return value goes to ``on_done`` on the GUI thread.
+    `UserFacingError` -> warning notification with its message; `Cancelled` (or the
+    pipeline's ``PreprocessCancelled``) -> info; anything else -> error notification (one
+    line, never a traceback dialog).
+    """
+
+    #: (done, total) emitted from the worker thread; Qt queues it to the GUI thread.
+    progress = Signal(int, int)
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, run_text: str):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.run_button = QPushButton(run_text)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.bar.setTextVisible(True)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self._job: _Job | None = None
+        self.last_error: str | None = None
+        self.progress.connect(self._on_progress)
+        self.cancel_button.clicked.connect(self.cancel)
+        # A closure over the job holder, not self: runs when the C++ widget is destroyed.
+        holder: dict[str, _Job | None] = {"job": None}
+        self._holder = holder
+        self.destroyed.connect(lambda *_: _abandon(holder))
+
+    def _controls(self) -> QWidget:
+        """Run / Cancel row, progress bar and status line, for the subclass's layout."""
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(self.run_button)
+        row.addWidget(self.cancel_button)
+        lay.addLayout(row)
+        lay.addWidget(self.bar)
+        lay.addWidget(self.status)
+        return box
+
+    # ------------------------------------------------------------------ state
+    @property
+    def running(self) -> bool:
+        return self._job is not None
+
+    @property
+    def worker(self):
+        """The running worker (None when idle)."""
+        return self._job.worker if self._job is not None else None
+
+    def _start(self, func: Callable[[Callable, Callable], Any], on_done: Callable[[Any], None],
+               what: str) -> bool:
+        """Run ``func`` in the background; False (and a notification) when a job runs."""
+        from napari.qt.threading import create_worker
+
+        if self._job is not None:
+            show_warning(f"{what} is already running; wait for it or press Cancel.")
+            return False
+        job = _Job()
+        sig = self.progress
+
+        def report(done: int, total: int) -> None:
+            if job.alive:
+                sig.emit(int(done), int(total))
+
+        def cancelled() -> bool:
+            return job.cancel.is_set()
+
+        def work():
+            return func(report, cancelled)
+
+        worker = create_worker(work, _start_thread=False, _ignore_errors=True)
+        job.worker = worker
+        worker.returned.connect(lambda result: job.alive and self._finish(job, result, on_done))
+        worker.errored.connect(lambda exc: job.alive and self._fail(job, exc, what))
+        worker.finished.connect(lambda: job.alive and self._release(job))
+        self._job = job
+        self._holder["job"] = job
+        self.last_error = None
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.bar.setRange(0, 0)  # busy until the first progress report
+        self.status.setText(f"{what}…")
+        worker.start()
+        return True
+
+    def cancel(self) -> None:
+        """Ask the running job to stop at its next check."""
+        if self._job is not None:
+            self._job.cancel.set()
+            self._job.worker.quit()
+            self.cancel_button.setEnabled(False)
+            self.status.setText("Cancelling…")
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if self._job is None:
+            return
+        self.bar.setRange(0, max(int(total), 1))
+        self.bar.setValue(min(int(done), max(int(total), 1)))
+
+    def _release(self, job: _Job) -> None:
+        if self._job is job:
+            self._job = None
+            self._holder["job"] = None
+            self.run_button.setEnabled(True)
+            self.cancel_button.setEnabled(False)
+            if self.bar.maximum() == 0:
+                self.bar.setRange(0, 1)
+
+    def _finish(self, job: _Job, result: Any, on_done: Callable[[Any], None]) -> None:
+        self._release(job)
+        if job.cancel.is_set():
+            self._cancelled()
+            return
+        self.bar.setRange(0, 1)
+        self.bar.setValue(1)
+        try:
+            on_done(result)
+        except UserFacingError as exc:
+            self._report(str(exc), warning=True)
+
+    def _fail(self, job: _Job, exc: BaseException, what: str) -> None:
+        from napari_higt.features.pipeline import PreprocessCancelled
+
+        self._release(job)
+        if isinstance(exc, (Cancelled, PreprocessCancelled)) or job.cancel.is_set():
+            self._cancelled()
+        elif isinstance(exc, UserFacingError):
+            self._report(str(exc), warning=True)
+        else:
+            self._report(f"{what} failed: {type(exc).__name__}: {exc}", warning=False)
+
+    def _cancelled(self) -> None:
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.status.setText("Cancelled; nothing was written.")
+        show_info("Cancelled.")
+
+    def _report(self, message: str, warning: bool = True) -> None:
+        self.last_error = message
+        self.status.setText(message)
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        (show_warning if warning else show_error)(message)
+
+    def _selected_slide(self, need_mpp: bool = True):
+        """(layer, slide) of the selected slide, or None after a notification."""
+        layer = find_slide_layer(self.viewer)
+        slide = slide_of_layer(layer) if layer is not None else None
+        if slide is None:
+            show_warning("No slide selected: open a slide (File > Open, or File > Open Sample) "
+                         "and select its layer.")
+            return None
+        if need_mpp and slide.mpp is None and slide.objective_power is None:
+            show_warning(mpp_missing_message(slide))
+            return None
+        return layer, slide
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop the running job (if any) and drop its callbacks: the widget is going away."""
+        _abandon(self._holder)
+        self._job = None
+
+
+def _abandon(holder: dict) -> None:
+    job = holder.get("job")
+    if job is None:
+        return
+    job.alive = False
+    job.cancel.set()
+    try:
+        job.worker.quit()
+    except RuntimeError:  # the worker's Qt object is already gone
+        pass
+    holder["job"] = None
+
+
+def mpp_missing_message(slide) -> str:
+    return (f"{slide.path.name} records neither its pixel size nor its magnification: type "
+            "it in the 'Pixel size' field of the Slide widget (Plugins > napari HIGT > Slide) "
+            "and press 'Set scale', then try again.")

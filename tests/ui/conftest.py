@@ -1,0 +1,22 @@
+"""Fixtures shared by the widget tests."""
+
+import importlib
+
+import pytest
+
+_WIDGET_MODULES = ("worker", "graph_widget", "entity_widget", "cohort_widget",
+                   "inference_widget", "inspector_widget", "export_widget", "commands",
+                   "slide_widget", "reader")
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """Notifications the plugin's widgets show, as (kind, message), newest last."""
+    seen = []
+    for name in _WIDGET_MODULES:
+        mod = importlib.import_module(f"napari_higt.ui.{name}")
+        for kind in ("show_warning", "show_error", "show_info"):
+            if hasattr(mod, kind):
+                monkeypatch.setattr(mod, kind,
+                                    lambda msg, kind=kind: seen.append((kind, str(msg))))
+    return seen

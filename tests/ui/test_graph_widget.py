@@ -1,0 +1,118 @@
+"""The Graph overlay widget driven as a user would, on the real TCGA sample slide."""
+
+from pathlib import Path
+
+import numpy as np
+
+from napari_higt.ui.layers import apply_slide_scale, slide_of_layer
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
+
+
+def _close_toasts(viewer):
+    """Close notification toasts so they do not cover the screenshot."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+        toast.close()
+
+
+def _open(viewer, path, mpp=None):
+    (layer,) = viewer.open(str(path), plugin="napari-higt")
+    if mpp is not None:
+        slide = slide_of_layer(layer)
+        slide.set_mpp(mpp)
+        apply_slide_scale(viewer, slide)
+    return layer
+
+
+def _dock(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget("napari-higt", "Graph overlay")
+    return widget
+
+
+def test_build_graph_shows_it_in_um(make_napari_viewer, qtbot, tmp_path, notes, tcga_path,
+                                    tcga_graph):
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1500, 950)
+    w = _dock(viewer)
+    assert not w.run()  # no slide
+    assert notes[-1][0] == "show_warning" and "No slide selected" in notes[-1][1]
+    image = _open(viewer, tcga_path)
+    assert not w.run()  # no scale: names the Slide widget's field
+    assert "'Pixel size' field of the Slide widget" in notes[-1][1]
+    slide = slide_of_layer(image)
+    slide.set_mpp(1.0)
+    apply_slide_scale(viewer, slide)
+
+    w.features_dir.setText(str(tmp_path / "feats"))
+    w.extractor.setCurrentText("handcrafted")
+    w.threshold.setValue(0.25)
+    w.run_button.click()
+    assert w.running and not w.run_button.isEnabled() and w.cancel_button.isEnabled()
+    assert not w.run()  # a second Run while one runs
+    assert "already running" in notes[-1][1]
+    qtbot.waitUntil(lambda: not w.running, timeout=30000)
+    assert w.last_error is None, w.last_error
+    assert (tmp_path / "feats" / f"{slide.slide_id}.h5").is_file()
+
+    graph, tiling = tcga_graph
+    names = [ly.name.split(" ", 1)[1] for ly in w.layers]
+    assert names == ["x5 nodes", "x10 nodes", "scale edges", "spatial edges"]
+    regions, patches = w.layers[0], w.layers[1]
+    assert len(patches.data) == len(tiling.levels["x10"]) == 37
+    assert len(regions.data) == len(tiling.levels["x5"])
+    for layer in w.layers:
+        np.testing.assert_allclose(layer.scale, (1.0, 1.0))
+        assert tuple(layer.units) == ("um", "um") or str(layer.units[0]) in ("micrometer", "um")
+    tf = patches.features["tissue_fraction"].to_numpy()
+    assert tf.min() > 0.25 and tf.max() <= 1.0
+    # the tissue fractions are the tiler's own
+    np.testing.assert_allclose(np.sort(tf), np.sort(tiling.levels["x10"].tissue), atol=0.05)
+    np.testing.assert_allclose(patches.size, tiling.levels["x10"].size0)
+    assert "37 patches" in w.status.text()
+
+    # Screenshot of the widget in use, zoomed on the tissue.
+    viewer.reset_view()
+    viewer.camera.center = tuple(np.asarray(patches.data).mean(0))
+    qtbot.wait(200)
+    DOCS.mkdir(parents=True, exist_ok=True)
+    _close_toasts(viewer)
+    viewer.screenshot(str(DOCS / "graph_widget.png"), canvas_only=False, flash=False)
+
+    # Run again: the feature file is up to date, so it is not recomputed; layers replaced.
+    n_layers = len(viewer.layers)
+    w.run_button.click()
+    qtbot.waitUntil(lambda: not w.running, timeout=30000)
+    assert "features up to date" in w.status.text()
+    assert len(viewer.layers) == n_layers
+
+
+def test_cancel_and_close_while_running(make_napari_viewer, qtbot, tmp_path, notes, tcga_path):
+    viewer = make_napari_viewer()
+    _open(viewer, tcga_path, mpp=1.0)
+    w = _dock(viewer)
+    w.features_dir.setText(str(tmp_path / "a"))
+    assert w.run()
+    w.cancel_button.click()
+    qtbot.waitUntil(lambda: not w.running, timeout=30000)
+    assert "Cancelled" in w.status.text() and ("show_info", "Cancelled.") in notes
+    assert not list((tmp_path / "a").glob("*.h5")) and w.layers == []
+    assert w.run_button.isEnabled() and not w.cancel_button.isEnabled()
+
+    # A bad extractor option is a warning with the core's message, not a traceback.
+    w.extractor.setCurrentText("cnn")
+    w.model_file.setText(str(tmp_path / "missing.pt"))
+    w.features_dir.setText(str(tmp_path / "b"))
+    w.run_button.click()
+    qtbot.waitUntil(lambda: not w.running, timeout=30000)
+    assert notes[-1][0] == "show_warning" and w.last_error
+
+    # Closing the viewer while a worker runs: it is told to stop, nothing crashes.
+    w.extractor.setCurrentText("handcrafted")
+    w.features_dir.setText(str(tmp_path / "c"))
+    assert w.run()
+    worker = w.worker
+    with qtbot.waitSignal(worker.finished, timeout=30000):
+        viewer.close()
+    assert not list((tmp_path / "c").glob("*.h5"))

@@ -10,17 +10,10 @@ import pytest
 from qtpy.QtCore import Qt
 
 from napari_higt.ui import cohort_widget as cw
+from napari_higt.ui.app import save_screenshot
 from napari_higt.ui.layers import SLIDE_KEY
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
-
-
-def _close_toasts(viewer):
-    """Close notification toasts so they do not cover the screenshot."""
-    from napari._qt.dialogs.qt_notification import NapariQtNotification
-
-    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
-        toast.close()
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +113,7 @@ def test_review_a_cohort(make_napari_viewer, qtbot, notes, cached_calls, cohort_
     viewer.window._qt_window.resizeDocks([dock], [560], Qt.Horizontal)
     qtbot.wait(100)
     DOCS.mkdir(parents=True, exist_ok=True)
-    _close_toasts(viewer)
-    viewer.screenshot(str(DOCS / "cohort_widget.png"), canvas_only=False, flash=False)
+    save_screenshot(viewer, DOCS / "cohort_widget.png")
     # At the end: Next says so and keeps the slide; Up / Previous go back.
     w.next_button.click()
     assert "last" in notes[-1][1] and _slides(viewer) == ["cmu-1-small-region"]

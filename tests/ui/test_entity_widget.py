@@ -6,17 +6,10 @@ import numpy as np
 import pytest
 
 from napari_higt.ui import entity_widget as ew
+from napari_higt.ui.app import save_screenshot
 from napari_higt.ui.layers import apply_slide_scale, slide_of_layer
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
-
-
-def _close_toasts(viewer):
-    """Close notification toasts so they do not cover the screenshot."""
-    from napari._qt.dialogs.qt_notification import NapariQtNotification
-
-    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
-        toast.close()
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +83,7 @@ def test_entities_of_the_patch_in_view(make_napari_viewer, qtbot, notes, tcga_pa
     viewer.camera.center = (1536 + 256, 1536 + 256)
     qtbot.wait(200)
     DOCS.mkdir(parents=True, exist_ok=True)
-    _close_toasts(viewer)
-    viewer.screenshot(str(DOCS / "entity_widget.png"), canvas_only=False, flash=False)
+    save_screenshot(viewer, DOCS / "entity_widget.png")
 
     # A slide at 0.499 µm/px: the x10 patch is resampled, the layers still land in µm.
     cmu = _open(viewer, Path(tcga_path).with_name("cmu-1-small-region.svs"))

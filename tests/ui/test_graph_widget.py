@@ -4,17 +4,10 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_higt.ui.app import save_screenshot
 from napari_higt.ui.layers import apply_slide_scale, slide_of_layer
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
-
-
-def _close_toasts(viewer):
-    """Close notification toasts so they do not cover the screenshot."""
-    from napari._qt.dialogs.qt_notification import NapariQtNotification
-
-    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
-        toast.close()
 
 
 def _open(viewer, path, mpp=None):
@@ -77,8 +70,7 @@ def test_build_graph_shows_it_in_um(make_napari_viewer, qtbot, tmp_path, notes, 
     viewer.camera.center = tuple(np.asarray(patches.data).mean(0))
     qtbot.wait(200)
     DOCS.mkdir(parents=True, exist_ok=True)
-    _close_toasts(viewer)
-    viewer.screenshot(str(DOCS / "graph_widget.png"), canvas_only=False, flash=False)
+    save_screenshot(viewer, DOCS / "graph_widget.png")
 
     # Run again: the feature file is up to date, so it is not recomputed; layers replaced.
     n_layers = len(viewer.layers)

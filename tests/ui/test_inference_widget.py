@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from napari_higt.ui.app import save_screenshot
 from napari_higt.ui.inference_widget import InferenceWidget
 from napari_higt.ui.inspector_widget import InspectorWidget, node_summary
 from napari_higt.ui.layers import slide_of_layer
@@ -63,7 +64,7 @@ def test_run_paints_scores_and_inspector_follows_clicks(tcga_viewer, qtbot, smal
 
     out = Path(__file__).resolve().parents[2] / "docs" / "images" / "inference_widget.png"
     viewer.window.add_dock_widget(w, name="Inference")
-    viewer.screenshot(str(out), canvas_only=False, flash=False)
+    save_screenshot(viewer, out)
 
     # Click-to-inspect: a click at the world position of a known patch selects it.
     insp = InspectorWidget(viewer)

@@ -323,6 +323,13 @@ class HIGT(nn.Module):
         # classes and shifted to >= 0 per slide; region tokens take the sum of their patches'.
         evidence = self._token_evidence(tokens if self.fusion else self.out_norm(patches),
                                         logits.detach().argmax(-1), batch_p)
+        # Through HIViT (last block first), attention rollout of the separable attention: its
+        # attention matrix is rank one (every query reads the context vector sum_n c_n K_n),
+        # so with the residual counted as identity, R <- (R + c * sum_slide R) / 2.
+        with torch.no_grad():
+            for _, cp in reversed(ctx_rows):
+                total = scatter(evidence, batch_p, 0, dim_size=n_graphs, reduce="sum")
+                evidence = 0.5 * evidence + 0.5 * cp.detach() * total[batch_p]
         final_imp = x.new_zeros(n_final)
         final_imp[pat] = evidence
         if reg.numel():

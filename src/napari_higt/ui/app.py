@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["open_workbench", "render_workbench"]
+__all__ = ["open_workbench", "render_workbench", "save_screenshot"]
 
 #: Dock widgets opened by the workbench, by their napari.yaml display name.
 DOCKED_WIDGETS: tuple[str, ...] = ("Slide", "Graph overlay", "Inference", "Inspector",
@@ -68,8 +68,6 @@ def render_workbench(out: str | os.PathLike, slide_path=None, mpp: float | None 
     -------
     Path of the written PNG.
     """
-    from napari_higt.export.io import atomic_path
-
     out = Path(out)
     viewer = open_workbench(slide_path, mpp=mpp, show=True)
     try:
@@ -79,9 +77,21 @@ def render_workbench(out: str | os.PathLike, slide_path=None, mpp: float | None 
 
         for _ in range(5):
             QApplication.processEvents()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out) as tmp:
-            viewer.screenshot(str(tmp), canvas_only=False, flash=False)
+        save_screenshot(viewer, out)
     finally:
         viewer.close()
     return out
+
+
+def save_screenshot(viewer, path: str | os.PathLike) -> Path:
+    """Write the whole window of a shown viewer to a PNG, without notification toasts."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    from napari_higt.export.io import atomic_path
+
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+        toast.close()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        viewer.screenshot(str(tmp), canvas_only=False, flash=False)
+    return path

@@ -57,3 +57,16 @@ def test_checkpoint_errors(encoder, tmp_path):
     torch.save({"model": "resnet", "state_dict": {}}, tmp_path / "cnn.pt")
     with pytest.raises(CheckpointError, match="not an H-MGDM"):
         get_extractor("hmgdm", encoder=str(tmp_path / "cnn.pt"))
+
+
+def test_preprocess_cli_with_hmgdm_encoder(encoder, cmu1_path, tmp_path):
+    """`preprocess --extractor hmgdm --encoder ENCODER.pt` feeds HIGT's feature files."""
+    from napari_higt.cli import main
+    from napari_higt.features import FeatureStore
+
+    out = tmp_path / "feats"
+    assert main(["preprocess", str(cmu1_path), "--out", str(out), "--extractor", "hmgdm",
+                 "--encoder", str(encoder)]) == 0
+    data = FeatureStore.read(out / "cmu-1-small-region.h5")
+    assert data.extractor == "hmgdm" and data.dim == 24
+    assert data.features["x10"].shape == (2, 24)

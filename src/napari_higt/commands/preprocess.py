@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local weights file for --extractor cnn (e.g. KimiaNet DenseNet-121)")
     parser.add_argument("--arch", choices=("densenet121", "resnet50"),
                         help="trunk of --extractor cnn (default densenet121)")
+    parser.add_argument("--encoder", metavar="FILE",
+                        help="H-MGDM encoder checkpoint for --extractor hmgdm "
+                             "(napari-higt pretrain output)")
     parser.add_argument("--extractor-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="extra extractor setting (repeatable), e.g. input_size=224")
     parser.add_argument("--mpp", type=float, metavar="UM",
@@ -73,6 +76,8 @@ def extractor_config(args: argparse.Namespace) -> dict[str, Any]:
         cfg[k.strip().replace("-", "_")] = _parse_value(v.strip())
     if args.weights:
         cfg["weights"] = args.weights
+    if args.encoder:
+        cfg["encoder"] = args.encoder
     if args.arch:
         cfg["arch"] = args.arch
     return cfg

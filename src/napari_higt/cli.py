@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # One module per subcommand under napari_higt.commands (see its docstring).
-COMMANDS: tuple[str, ...] = ("view", "pretrain", "preprocess", "train", "predict", "export", "model_info")
+COMMANDS: tuple[str, ...] = ("view", "pretrain", "preprocess", "train", "predict", "export", "demo", "model_info")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -102,7 +102,9 @@ def run_inference(
     if cancel():
         raise InferenceCancelled("cancelled before running the model")
     t1 = time.perf_counter()
-    used = str(device)
+    from napari_higt.devices import resolve_device
+
+    used = str(resolve_device(device))
     try:
         preds = predict_slides(ck, [fpath], device=device, source=str(checkpoint),
                                progress=lambda d, t: report("model", d, t), cancel=cancel)

@@ -202,3 +202,23 @@ def test_cancel_token_from_another_thread(synth_dataset):
     th.join(30)
     assert not th.is_alive() and box["res"].cancelled
     assert len(steps) <= 2 and token() is True
+
+
+def test_input_standardisation_is_fitted_on_the_training_fold_and_saved(synth_dataset,
+                                                                        tmp_path):
+    """Raw features at wildly different scales: the checkpoint carries the training fold's
+    per-feature statistics (not the validation slides'), and a reloaded model uses them."""
+    from napari_higt.training.engine import make_splits
+
+    res = train_cross_validation(synth_dataset, _cfg(epochs=1), tmp_path / "run")
+    (tr, va), _ = make_splits(synth_dataset.y, 2, seed=0)
+    xs = torch.cat([synth_dataset[int(i)].x for i in tr]).double()
+    m = model_from_checkpoint(res.folds[0].best_checkpoint)
+    np.testing.assert_allclose(m.standardize.mean.numpy(), xs.mean(0).numpy(), rtol=1e-4,
+                               atol=1e-5)
+    np.testing.assert_allclose(m.standardize.std.numpy(), xs.std(0, unbiased=False).numpy(),
+                               rtol=1e-3, atol=1e-5)
+    xall = torch.cat([synth_dataset[int(i)].x for i in (*tr, *va)]).double()
+    assert not torch.allclose(xs.mean(0), xall.mean(0))  # the fold's, not the cohort's
+    g = synth_dataset[int(va[0])]
+    assert torch.allclose(m.standardize(g.x), (g.x - m.standardize.mean) / m.standardize.std)

@@ -40,3 +40,45 @@ def test_cli_reports_bad_slide_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "bad.svs" in err and "Traceback" not in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_workbench_defaults_to_the_demo_and_paints_its_attention(make_napari_viewer, qtbot,
+                                                                 tmp_path):
+    """The main command's code path: demo slide, widgets docked, demo checkpoint preselected;
+    one click on Run paints the attention (the README's screenshot)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from napari_higt.demo import demo_files
+    from napari_higt.ui.app import DOCKED_WIDGETS, open_workbench, save_screenshot
+
+    files = demo_files()
+    viewer = make_napari_viewer(show=True)
+    open_workbench(viewer=viewer)
+    assert viewer.layers[0].name == "demo_mosaic"
+    assert viewer.layers[0].scale[0] == 2.0  # the demo's assumed scale
+    docked = viewer.window._dock_widgets
+    for name in DOCKED_WIDGETS:
+        assert any(name in key for key in docked), docked.keys()
+    inference = next(d for k, d in docked.items() if "Inference" in k).widget()
+    assert inference.checkpoint.text() == str(files["checkpoint"])
+
+    inference.features_dir.setText(str(tmp_path / "features"))  # keep sample_data clean
+    assert inference.run()
+    qtbot.waitUntil(lambda: not inference.running, timeout=120_000)
+    assert inference.last_error is None, inference.last_error
+    assert inference.result.pred in inference.prediction.text()
+    imp = next(l for l in viewer.layers if l.name.endswith("node_importance x10"))
+    vals = imp.data[np.isfinite(imp.data)]
+    assert vals.size == 64 * 16 and vals.max() == 1.0  # 64 patches, 4 x 4 px each
+    # the x10 heatmap sits on the slide: 512 µm patches (512 px at 1.0 µm/px) / 4 px
+    np.testing.assert_allclose(imp.scale, (128.0, 128.0))
+    dock = next(k for k in docked if "Inference" in k)
+    docked[dock].raise_()
+    viewer.window._qt_window.resize(1600, 1000)
+    qtbot.wait(100)
+    viewer.reset_view()
+    qtbot.wait(200)
+    save_screenshot(viewer, Path(__file__).resolve().parents[2] / "docs" / "images"
+                    / "workbench.png")

@@ -83,6 +83,7 @@ def test_run_paints_scores_and_inspector_follows_clicks(tcga_viewer, qtbot, smal
     np.testing.assert_allclose(sel.data[0], (g.coords[patch] + 256)[::-1])
     summary = node_summary(result, patch, k=3)
     assert summary["level"] == "x10" and len(summary["top"]) == 3
+    assert summary["top_by"] == "attention"  # RAConv+ layer-1 edge coefficients
     assert any(rel == "parent" for _, rel, _ in node_summary(result, patch, k=20)["top"])
     assert insp.thumbs.count() == 1 + insp.topk.value()  # the node and its top-k
     # ] / [ walk the importance ranking.

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax
 
 from napari_higt.models.higt import HIGTOutput, graph_inputs, minmax_per_group
+from napari_higt.models.norm import FeatureStandardizer
 
 
 def _patch_nodes(data: object) -> tuple[Tensor, Tensor, Tensor, int, int]:
@@ -44,6 +45,7 @@ class ABMIL(nn.Module):
 
     def __init__(self, in_dim: int, n_classes: int, hidden: int = 256, dropout: float = 0.1):
         super().__init__()
+        self.standardize = FeatureStandardizer(in_dim)
         self.embed = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout))
         self.att_v = nn.Linear(hidden, hidden // 2)
         self.att_u = nn.Linear(hidden, hidden // 2)
@@ -53,7 +55,7 @@ class ABMIL(nn.Module):
     def forward(self, data: object) -> HIGTOutput:
         """Classify; returns logits and the per-patch attention."""
         x, pat, batch, n_graphs, n = _patch_nodes(data)
-        h = self.embed(x[pat])
+        h = self.embed(self.standardize(x[pat]))
         bp = batch[pat]
         score = self.att_w(torch.tanh(self.att_v(h)) * torch.sigmoid(self.att_u(h))).squeeze(-1)
         a = softmax(score, bp, num_nodes=n_graphs)
@@ -67,6 +69,7 @@ class MeanMIL(nn.Module):
 
     def __init__(self, in_dim: int, n_classes: int, hidden: int = 256, dropout: float = 0.1):
         super().__init__()
+        self.standardize = FeatureStandardizer(in_dim)
         self.embed = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout))
         self.head = nn.Linear(hidden, n_classes)
 
@@ -74,7 +77,7 @@ class MeanMIL(nn.Module):
         """Classify; the attention is uniform over each slide's patches."""
         x, pat, batch, n_graphs, n = _patch_nodes(data)
         bp = batch[pat]
-        z = scatter(self.embed(x[pat]), bp, 0, dim_size=n_graphs, reduce="mean")
+        z = scatter(self.embed(self.standardize(x[pat])), bp, 0, dim_size=n_graphs, reduce="mean")
         count = torch.bincount(bp, minlength=n_graphs).to(x.dtype).clamp(min=1)
         full, imp = _importance(1.0 / count[bp], pat, batch, n_graphs, n)
         return HIGTOutput(logits=self.head(z), node_importance=imp, mil_attention=full)

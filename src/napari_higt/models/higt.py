@@ -20,6 +20,7 @@ from torch_geometric.utils import scatter
 from napari_higt.errors import GraphError
 from napari_higt.models.hivit import HIViTBlock
 from napari_higt.models.ihpool import IHPool
+from napari_higt.models.norm import FeatureStandardizer
 from napari_higt.models.raconv import RAConv
 
 REQUIRED_FIELDS = ("x", "level", "parent_index", "pos", "edge_index")
@@ -188,6 +189,7 @@ class HIGT(nn.Module):
         if hidden % heads:
             raise ValueError(f"hidden={hidden} is not divisible by heads={heads}")
         self.in_dim, self.n_classes, self.hidden, self.fusion = in_dim, n_classes, hidden, fusion
+        self.standardize = FeatureStandardizer(in_dim)
         self.in_norm = nn.LayerNorm(in_dim)
         self.convs = nn.ModuleList()
         self.gnn_norms = nn.ModuleList()
@@ -241,7 +243,7 @@ class HIGT(nn.Module):
         x, level, parent, pos, edge_index, batch, n_graphs = graph_inputs(data)
         n0 = x.size(0)
         level0, batch0 = level, batch
-        x = self.in_norm(x)
+        x = self.in_norm(self.standardize(x))
         comp = torch.arange(n0, device=x.device)  # original node -> node of the current graph
         comps, fits, node_att, edge_att, stage_graphs = [], [], [], [], []
         for conv, norm, pool in zip(self.convs, self.gnn_norms, self.pools):
@@ -374,8 +376,11 @@ class HIGT(nn.Module):
     ) -> Tensor:
         """Attention rollout from the HIViT tokens back to the input nodes.
 
-        Starting from the context scores of the final tokens (mean over HIViT blocks; they
-        sum to 1 per slide and level), walk the stages backwards:
+        ``final_importance`` is per HIViT input token: each output patch token's share of the
+        predicted-class logit, rolled back through every HIViT block's separable attention
+        (``R <- (R + c * sum_slide R) / 2``, c the block's patch context scores; done in
+        :meth:`forward`); region tokens carry the sum of their patches'. From there, walk the
+        GNN stages backwards:
 
         * pooling: a pooled node is the mean of ``f_i x_i`` over its members, so member ``i``
           receives ``|f_i| / |cluster|`` of the cluster's importance;

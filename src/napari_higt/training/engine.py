@@ -380,6 +380,7 @@ def train_fold(
     import torch.nn.functional as F
 
     from napari_higt.models import build_model
+    from napari_higt.models.norm import fit_standardizer
 
     t0 = time.perf_counter()
     dist = dist or DistContext.current()
@@ -393,7 +394,10 @@ def train_fold(
 
     mcfg = {**config.model, "in_dim": int(dataset.in_dim), "n_classes": int(dataset.n_classes)}
     torch.manual_seed(_mix(seed, fold, 0))
-    model = build_model(mcfg).to(device)
+    model = build_model(mcfg)
+    # Label-free statistics of the training fold only: no leak from the validation slides.
+    fit_standardizer(model, (dataset[int(i)] for i in train_idx))
+    model = model.to(device)
     ckpt_config = {
         "model": model.config, "class_names": list(dataset.class_names),
         "extractor": dataset.extractor, "in_dim": int(dataset.in_dim),

@@ -12,6 +12,8 @@ can paint them without rerunning the model:
       node_importance, ihpool_score, node_attention, ssa_context,
       bi_region_to_patch, bi_patch_to_region, mil_attention   (N,) float32 each, when the
                                   model has them (names as in ``explain.maps.SCORE_INFO``)
+      edge_attention (E,) float32 RAConv(+) layer-1 coefficient of every input edge (edge
+                                  order of ``HierarchicalGraph.from_store``)
 
 The node order is the one of ``HierarchicalGraph.from_store`` on the same file (it may hold
 more x5 nodes than the file when regions were made up for orphan patches).
@@ -85,6 +87,9 @@ def node_scores(out: Any) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         if v is not None and v.numel():
             put(name, v.mean(0), "mean over blocks")
     put("mil_attention", getattr(out, "mil_attention", None), "as returned")
+    edges = getattr(out, "edge_attention", None)
+    if edges:  # per edge of the input graph, for the inspector's "attends to" list
+        put("edge_attention", edges[0].mean(-1), "layer 1 per input edge, mean over heads")
     return scores, how
 
 

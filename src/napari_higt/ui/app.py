@@ -21,7 +21,8 @@ def open_workbench(slide_path: str | os.PathLike | None = None, mpp: float | Non
     Parameters
     ----------
     slide_path : path, optional
-        Slide to open; the CMU-1 sample when omitted.
+        Slide to open; the bundled demo slide (with the demo checkpoint preselected in
+        the Inference widget) when omitted, else the CMU-1 sample.
     mpp : float, optional
         Pixel size to state for slides that do not record it.
     show : bool
@@ -33,15 +34,14 @@ def open_workbench(slide_path: str | os.PathLike | None = None, mpp: float | Non
     -------
     napari.Viewer
     """
-    import warnings
-
-    # Shown as a toast over the slide otherwise; PyQt5 is the binding this project pins.
-    warnings.filterwarnings("ignore", message="napari support for the PyQt5 backend")
     import napari
 
+    from napari_higt.datasets import sample_path
     from napari_higt.ui.reader import read_slide
-    from napari_higt.ui.sample import sample_path
 
+    demo = _demo_files()
+    if slide_path is None and demo is not None:
+        slide_path, mpp = demo["slide"], mpp or demo["mpp"]
     path = Path(slide_path) if slide_path is not None else sample_path()
     # Open the slide before any window so that a bad file fails fast with its message.
     layers = read_slide(str(path), mpp=mpp)
@@ -50,14 +50,32 @@ def open_workbench(slide_path: str | os.PathLike | None = None, mpp: float | Non
     for data, kwargs, _ in layers:
         viewer.add_image(data, **kwargs)
     viewer.scale_bar.visible = True
-    docks = [viewer.window.add_plugin_dock_widget("napari-higt", name)[0]
-             for name in DOCKED_WIDGETS]
+    docked = [viewer.window.add_plugin_dock_widget("napari-higt", name)
+              for name in DOCKED_WIDGETS]
+    docks = [d for d, _ in docked]
+    inference = docked[DOCKED_WIDGETS.index("Inference")][1]
+    if demo is not None and not inference.checkpoint.text():
+        inference.checkpoint.setText(str(demo["checkpoint"]))
     # One tab per widget in a single dock area: six stacked docks leave each a sliver.
     qt_window = viewer.window._qt_window
     for dock in docks[1:]:
         qt_window.tabifyDockWidget(docks[0], dock)
     docks[DOCKED_WIDGETS.index(FRONT_WIDGET)].raise_()
     return viewer
+
+
+def _demo_files() -> dict | None:
+    """The bundled demo slide, its assumed scale and checkpoint, or None if not shipped."""
+    import json
+
+    from napari_higt.demo import demo_files
+    from napari_higt.errors import UserFacingError
+
+    try:
+        files = demo_files()
+    except UserFacingError:
+        return None
+    return {**files, "mpp": json.loads(files["meta"].read_text())["assumed_mpp"]}
 
 
 def render_workbench(out: str | os.PathLike, slide_path=None, mpp: float | None = None,

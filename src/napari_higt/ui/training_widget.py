@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from napari_higt.training.engine import CVResult
 
-__all__ = ["TrainingWidget", "TABLE_COLUMNS"]
+__all__ = ["TABLE_COLUMNS", "TrainingWidget"]
 
 #: Columns of the results table.
 TABLE_COLUMNS: tuple[str, ...] = ("Fold", "Best epoch", "AUC", "ACC")
@@ -141,8 +141,13 @@ class TrainingWidget(WorkerWidget):
         self.fusion = QCheckBox("Fusion")
         self.fusion.setChecked(True)
         self.fusion.setToolTip("unchecked = ablation 'w/o Fusion'")
-        self.higt_box = QGroupBox("HIGT ablations")
+        self.blocks = QSpinBox()
+        self.blocks.setRange(1, 12)
+        self.blocks.setValue(3)
+        self.blocks.setToolTip("HIViT blocks (depth; default 3)")
+        self.higt_box = QGroupBox("HIGT")
         hf = QFormLayout(self.higt_box)
+        hf.addRow("Blocks", self.blocks)
         hf.addRow("Convolution", self.conv)
         hf.addRow("Attention", self.attention)
         hf.addRow("Interaction", self.interaction)
@@ -201,6 +206,7 @@ class TrainingWidget(WorkerWidget):
         self.curves: dict[tuple[int, int], dict[str, list[float]]] = {}
         self.redraws = 0
         self._last_draw = 0.0
+        self._stale = False
         self._draw_timer = QTimer(self)
         self._draw_timer.setSingleShot(True)
         self._draw_timer.timeout.connect(self._draw)
@@ -258,7 +264,8 @@ class TrainingWidget(WorkerWidget):
         """The ``build_model`` keys the form describes."""
         m: dict[str, Any] = {"model": self.model.currentText(), "hidden": self.hidden.value()}
         if m["model"] == "higt":
-            m.update(conv=self.conv.currentText(), attention=self.attention.currentText(),
+            m.update(n_blocks=self.blocks.value(), conv=self.conv.currentText(),
+                     attention=self.attention.currentText(),
                      interaction=self.interaction.currentText(),
                      fusion=self.fusion.isChecked())
         return m
@@ -370,10 +377,7 @@ class TrainingWidget(WorkerWidget):
             self._release(job)
             if self.bar.maximum() == 0:
                 self.bar.setRange(0, 1)
-            try:
-                on_done(result)
-            except Exception as exc:  # pragma: no cover - reporting must not crash the GUI
-                self._report(f"Training: {type(exc).__name__}: {exc}", warning=False)
+            on_done(result)
             return
         super()._finish(job, result, on_done)
 
@@ -431,6 +435,9 @@ class TrainingWidget(WorkerWidget):
             "step_x": [], "step_loss": [], "epoch": [], "val_auc": [], "val_loss": []})
 
     def _schedule_draw(self) -> None:
+        if not self.canvas.isVisible():  # a hidden tab: drawn when shown (showEvent)
+            self._stale = True
+            return
         wait = REDRAW_INTERVAL - (time.monotonic() - self._last_draw)
         if wait <= 0:
             self._draw()
@@ -438,22 +445,30 @@ class TrainingWidget(WorkerWidget):
             self._draw_timer.start(int(wait * 1000) + 1)
 
     def _style_axes(self) -> None:
-        self.ax_loss.set_title("training loss", fontsize=9)
+        self.ax_loss.set_title("loss: train (solid), val (dashed)", fontsize=9)
         self.ax_loss.set_xlabel("epoch", fontsize=8)
         self.ax_auc.set_title("validation AUC", fontsize=9)
         self.ax_auc.set_xlabel("epoch", fontsize=8)
         self.ax_auc.set_ylim(0.0, 1.02)
+        from matplotlib.ticker import MaxNLocator
+
         for ax in (self.ax_loss, self.ax_auc):
+            # few ticks: tick labels are most of the cost of a redraw
+            ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
+            ax.yaxis.set_major_locator(MaxNLocator(4))
             ax.tick_params(labelsize=7)
             ax.grid(True, alpha=0.3)
 
     def _draw(self) -> None:
         """Push the curves into their lines and redraw (cheap: a few lines, no layout)."""
         self._draw_timer.stop()
+        self._stale = False
         self._last_draw = time.monotonic()
+        added = False
         for key, c in self.curves.items():
             lines = self._lines.get(key)
             if lines is None:
+                added = True
                 color = f"C{len(self._lines) % 10}"
                 label = f"fold {key[1] + 1}"
                 lines = self._lines[key] = {
@@ -471,10 +486,15 @@ class TrainingWidget(WorkerWidget):
         self.ax_auc.relim()
         self.ax_auc.autoscale_view(scaley=False)
         self.ax_auc.set_ylim(0.0, 1.02)
-        if self._lines and len(self._lines) <= 10:
+        if added and len(self._lines) <= 10:  # a new legend only when a fold starts
             self.ax_auc.legend(fontsize=7, loc="lower right")
         self.canvas.draw_idle()
         self.redraws += 1
+
+    def showEvent(self, event) -> None:  # Qt API name
+        super().showEvent(event)
+        if self._stale:
+            self._draw()
 
     # ------------------------------------------------------------------ results
     def _add_row(self, *cells: str, bold: bool = False) -> None:

@@ -1,0 +1,48 @@
+"""``napari-higt demo``: the whole pipeline on the bundled demo slide, headless."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "demo"
+HELP = ("run tissue detection, tiling, features, graph and HIGT inference on the bundled "
+        "demo slide; write the annotated figure, QuPath GeoJSON, node CSV and a report")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="out/demo", help="output folder (out/demo)")
+    parser.add_argument("--slide", help="another slide (default: the bundled demo mosaic)")
+    parser.add_argument("--checkpoint", help="another checkpoint (default: the demo model)")
+    parser.add_argument("--mpp", type=float, help="µm per px of the slide")
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from napari_higt.demo import run_demo
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            for old in bars.values():  # stages run one after another: one live bar
+                old.close()
+            bar = bars[stage] = tqdm(total=total, desc=f"{stage:9s}", unit="step", leave=True)
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    t0 = time.perf_counter()
+    res = run_demo(args.out, slide=args.slide, checkpoint=args.checkpoint, mpp=args.mpp,
+                   progress=progress)
+    for bar in bars.values():
+        bar.close()
+    probs = ", ".join(f"{c} {p:.2f}" for c, p in res.probs.items())
+    print(f"prediction: {res.pred} ({probs})")
+    for kind, path in res.files.items():
+        print(f"{kind:8s} {path}")
+    print(f"done in {time.perf_counter() - t0:.1f} s")
+    return 0

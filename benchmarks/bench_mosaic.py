@@ -25,9 +25,9 @@ THE LABELS ARE CONSTRUCTED. No labelled slide set ships with the project
 
 Then the whole pipeline runs: tiling + handcrafted features at x5 and x10 + thumbnail
 (``features.pipeline.run_slide``), hierarchical graphs, and 5-fold stratified CV repeated over
-seeds of HIGT, each Table-3 ablation, ABMIL and mean pooling (``training.engine``). Node
-features are standardised with the mean / std over all nodes of all slides (no labels used)
-so that the baselines without an input LayerNorm are not handicapped.
+seeds of HIGT, each Table-3 ablation, ABMIL and mean pooling (``training.engine``). Every
+model standardises its input features with the mean / std of its training fold's nodes
+(``models.norm.FeatureStandardizer``, saved with the weights).
 
 Prints an AUC / ACC table (mean ± std over folds and seeds, best epoch by validation AUC as
 in the paper, plus the unselected last-epoch AUC), the spread over seeds and the wall time.
@@ -314,10 +314,6 @@ def main() -> int:
 
     t = time.perf_counter()
     ds = SlideGraphDataset.from_folder(feat_dir, work / "labels.csv")
-    xs = torch.cat([ds[i].x for i in range(len(ds))])
-    mu, sd = xs.mean(0), xs.std(0).clamp(min=1e-6)
-    for i in range(len(ds)):  # label-free standardisation of the cached graphs
-        ds._graphs[i].x = (ds._graphs[i].x - mu) / sd
     t_graph = time.perf_counter() - t
     print(f"graphs: {ds.summary()} in {t_graph:.1f} s", flush=True)
 

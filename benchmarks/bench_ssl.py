@@ -204,7 +204,7 @@ def main(argv=None) -> int:
         print(f"handcrafted extractor unavailable: {exc}")
     rows["mean RGB (colour only)"] = tiles.reshape(len(tiles), -1, 3).mean(1)
     rows["chance (majority class)"] = None
-    print(f"\nlinear probe, 5-fold stratified CV x 3 shuffles (mean ± std over 15 folds)")
+    print("\nlinear probe, 5-fold stratified CV x 3 shuffles (mean ± std over 15 folds)")
     print(f"{'features':30s} {'dim':>5s} {'accuracy':>15s} {'macro-F1':>15s}")
     for name, f in rows.items():
         if f is None:

@@ -18,7 +18,8 @@ import numpy as np
 
 from napari_higt.errors import CheckpointError, UserFacingError
 
-__all__ = ["InferenceResult", "InferenceCancelled", "run_inference", "load_cached_result"]
+__all__ = ["InferenceResult", "InferenceCancelled", "run_inference", "load_cached_result",
+           "checkpoint_extractor"]
 
 
 class InferenceCancelled(Exception):
@@ -40,7 +41,8 @@ class InferenceResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _checkpoint_extractor(ck: dict) -> tuple[str, int]:
+def checkpoint_extractor(ck: dict) -> tuple[str, int]:
+    """(extractor name, feature dim) a loaded checkpoint was trained on."""
     cfg = ck.get("config", {})
     name = cfg.get("extractor") or "handcrafted"
     return name, int(cfg.get("in_dim") or cfg["model"]["in_dim"])
@@ -89,7 +91,7 @@ def run_inference(
     notes: list[str] = []
     t0 = time.perf_counter()
     ck = load_checkpoint(checkpoint)
-    extractor, in_dim = _checkpoint_extractor(ck)
+    extractor, in_dim = checkpoint_extractor(ck)
     try:
         fpath = preprocess_slide(
             slide_path, features_dir, extractor, mpp=mpp,

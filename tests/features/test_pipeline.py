@@ -114,7 +114,8 @@ def test_cli_preprocess(layout_slide, tcga_path, cmu1_path, tmp_path, capsys):
     assert "cmu-1-small-region" in out and "done" in out
     assert "--mpp" in err and "broken" in err
     assert "1 done, 0 up to date, 2 failed" in out
-    assert (tmp_path / "out" / "cmu-1-small-region.h5").exists()
+    cmu = HierarchicalGraph.from_store(tmp_path / "out" / "cmu-1-small-region.h5")
+    assert cmu.counts() == {"thumbnail": 1, "x5": 1, "x10": 2}
 
     rc = main(["preprocess", str(tcga_path), str(cmu1_path), "--mpp", "0.5", "--out",
                str(tmp_path / "out"), "--batch-size", "8"])

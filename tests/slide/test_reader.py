@@ -216,3 +216,14 @@ def test_file_vanishing_while_open(tmp_path, tiled_tiff):
     s.close()
     with pytest.raises(SlideError, match="closed"):
         s.read_region((0, 0), 0, (8, 8))
+
+
+def test_empty_level_and_empty_region_are_refused(cmu1_path, monkeypatch):
+    import openslide
+
+    with Slide(cmu1_path) as s:
+        with pytest.raises(SlideError, match="both sides must be positive"):
+            s.read_region((0, 0), 0, (0, 10))
+    monkeypatch.setattr(openslide.OpenSlide, "level_dimensions", property(lambda self: ((0, 0),)))
+    with pytest.raises(SlideError, match="empty level"):
+        Slide(cmu1_path)

@@ -222,3 +222,19 @@ def test_input_standardisation_is_fitted_on_the_training_fold_and_saved(synth_da
     assert not torch.allclose(xs.mean(0), xall.mean(0))  # the fold's, not the cohort's
     g = synth_dataset[int(va[0])]
     assert torch.allclose(m.standardize(g.x), (g.x - m.standardize.mean) / m.standardize.std)
+
+
+def test_repeated_over_seeds_reports_the_spread(synth_dataset):
+    res = train_cross_validation(synth_dataset, _cfg(epochs=1, seeds=[0, 1]))
+    s = res.summary()
+    assert len(res.folds) == 4 and {f.seed for f in res.folds} == {0, 1}
+    assert set(s["per_seed"]) == {"0", "1"} or set(s["per_seed"]) == {0, 1}
+    means = [v["auc"] for v in s["per_seed"].values()]
+    spread = s["seed_spread_auc"]
+    assert spread["min"] == pytest.approx(min(means)) and spread["max"] == pytest.approx(max(means))
+    assert s["n_runs"] == 4
+    # the two seeds split the slides differently
+    from napari_higt.training.engine import make_splits
+
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(make_splits(synth_dataset.y, 2, 0),
+                                                              make_splits(synth_dataset.y, 2, 1)))

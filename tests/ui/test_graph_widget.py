@@ -49,10 +49,12 @@ def test_build_graph_shows_it_in_um(make_napari_viewer, qtbot, tmp_path, notes, 
     assert w.last_error is None, w.last_error
     assert (tmp_path / "feats" / f"{slide.slide_id}.h5").is_file()
 
-    graph, tiling = tcga_graph
+    _, tiling = tcga_graph
     names = [ly.name.split(" ", 1)[1] for ly in w.layers]
-    assert names == ["x5 nodes", "x10 nodes", "scale edges", "spatial edges"]
-    regions, patches = w.layers[0], w.layers[1]
+    assert names == ["thumbnail nodes", "x5 nodes", "x10 nodes", "scale edges",
+                     "spatial edges"]
+    thumb, regions, patches = w.layers[:3]
+    assert len(thumb.data) == 1 and thumb.features["level"][0] == "thumbnail"
     assert len(patches.data) == len(tiling.levels["x10"]) == 37
     assert len(regions.data) == len(tiling.levels["x5"])
     for layer in w.layers:

@@ -1,5 +1,10 @@
 """Inference from the dock widget on the real TCGA section, then click-to-inspect."""
 
+import shutil
+import threading
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -21,23 +26,38 @@ def tcga_viewer(make_napari_viewer, tcga_path):
     return viewer, layer
 
 
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
+
+
 def _run(widget, qtbot):
     assert widget.run()
     qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
 
 
-def test_run_paints_scores_and_inspector_follows_clicks(tcga_viewer, qtbot, small_checkpoint,
-                                                        tmp_path):
-    import shutil
-
-    viewer, layer = tcga_viewer
+def _widget(viewer, qtbot, small_checkpoint, tmp_path):
+    """An Inference widget on the small checkpoint, writing into a copy of its features
+    (runs store their scores in the feature file; the session's fixture stays clean)."""
     ckpt, feats = small_checkpoint
     work = tmp_path / "features"
-    shutil.copytree(feats, work)  # the widget writes scores into the feature file
+    shutil.copytree(feats, work)
     w = InferenceWidget(viewer, checkpoint=str(ckpt))
     qtbot.addWidget(w)
     w.features_dir.setText(str(work))
-    assert w.device.itemText(0) == "auto" and "cpu" in [w.device.itemText(i) for i in range(w.device.count())]
+    return w
+
+
+def _score_layers(viewer):
+    return [ly for ly in viewer.layers if ly.metadata.get("higt_role") == "score"]
+
+
+def test_run_paints_scores_and_inspector_follows_clicks(tcga_viewer, qtbot, small_checkpoint,
+                                                        tmp_path):
+    viewer, layer = tcga_viewer
+    w = _widget(viewer, qtbot, small_checkpoint, tmp_path)
+    devices = [w.device.itemText(i) for i in range(w.device.count())]
+    assert devices[0] == "auto" and "cpu" in devices
+    # The extractor is the checkpoint's; handcrafted features need no model file.
+    assert w.extractor.text() == "handcrafted (64 features)" and not w.model_file.isEnabled()
     _run(w, qtbot)
     assert w.last_error is None, w.last_error
     assert w.result.pred in ("normal", "tumour")
@@ -60,11 +80,8 @@ def test_run_paints_scores_and_inspector_follows_clicks(tcga_viewer, qtbot, smal
     # Screenshot of the workbench with attention painted (README).
     viewer.reset_view()
     qtbot.wait(100)
-    from pathlib import Path
-
-    out = Path(__file__).resolve().parents[2] / "docs" / "images" / "inference_widget.png"
     viewer.window.add_dock_widget(w, name="Inference")
-    save_screenshot(viewer, out)
+    save_screenshot(viewer, DOCS / "inference_widget.png")
 
     # Click-to-inspect: a click at the world position of a known patch selects it.
     insp = InspectorWidget(viewer)
@@ -80,7 +97,7 @@ def test_run_paints_scores_and_inspector_follows_clicks(tcga_viewer, qtbot, smal
     assert insp.node == patch
     assert f"node {patch}" in insp.info.text()
     sel = viewer.layers[f"{slide_of_layer(layer).slide_id} selection"]
-    np.testing.assert_allclose(sel.data[0], (g.coords[patch] + 256)[::-1])
+    np.testing.assert_allclose(sel.data[-1], (g.coords[patch] + 256)[::-1])
     summary = node_summary(result, patch, k=3)
     assert summary["level"] == "x10" and len(summary["top"]) == 3
     assert summary["top_by"] == "attention"  # RAConv+ layer-1 edge coefficients
@@ -99,29 +116,207 @@ def test_run_paints_scores_and_inspector_follows_clicks(tcga_viewer, qtbot, smal
     assert insp.node == order[0]
 
 
-def test_cached_results_show_without_rerunning(make_napari_viewer, tcga_path, small_checkpoint,
-                                               tmp_path, qtbot):
-    import shutil
+def test_reopened_slide_shows_cached_results_without_rerunning(tcga_viewer, qtbot, tcga_path,
+                                                              small_checkpoint, tmp_path,
+                                                              monkeypatch):
+    import napari_higt.inference
 
-    from napari_higt.inference import run_inference
-    from napari_higt.ui.results import show_cached_results
+    viewer, _ = tcga_viewer
+    w = _widget(viewer, qtbot, small_checkpoint, tmp_path)
+    _run(w, qtbot)
+    first = w.result
+    names = sorted(ly.name for ly in _score_layers(viewer))
+    assert names
 
-    ckpt, feats = small_checkpoint
-    work = tmp_path / "f"
-    shutil.copytree(feats, work)
-    first = run_inference(tcga_path, ckpt, work, mpp=1.0)
-    viewer = make_napari_viewer()
+    # From here on a model run would be a bug: the scores come from the feature file.
+    def no_run(*args, **kwargs):
+        raise AssertionError("inference ran again")
+
+    monkeypatch.setattr(napari_higt.inference, "run_inference", no_run)
+    viewer.layers.clear()
+    w.prediction.setText("No prediction yet.")
     (layer,) = viewer.open(str(tcga_path), plugin="napari-higt")
-    cached = show_cached_results(viewer, layer, first.feature_path)
-    assert cached.pred == first.pred
+    qtbot.waitUntil(lambda: RESULT_KEY in layer.metadata, timeout=10_000)
+    assert sorted(ly.name for ly in _score_layers(viewer)) == names
+    assert not w.running and w.last_error is None
+    cached = layer.metadata[RESULT_KEY]
+    assert w.result is cached and cached.pred == first.pred
+    assert cached.probs == pytest.approx(first.probs, abs=1e-6)
     np.testing.assert_allclose(cached.scores["node_importance"],
                                first.scores["node_importance"], rtol=1e-6)
-    assert any(l.name.endswith("node_importance x10") for l in viewer.layers)
+    text = w.prediction.text()
+    assert f"{cached.slide_id}: {first.pred}" in text and "cached" in text
+    # Selecting the slide again does not paint twice.
+    n = len(viewer.layers)
+    viewer.layers.selection.active = viewer.layers[-1]
+    viewer.layers.selection.active = layer
+    qtbot.wait(50)
+    assert len(viewer.layers) == n
+
+
+def test_checkpoint_extractor_asks_for_its_model_file(tcga_viewer, qtbot, small_checkpoint,
+                                                      tmp_path, notes):
+    import torch
+
+    from napari_higt.models import build_model, resolve_config
+    from napari_higt.training.checkpoint import save_checkpoint
+
+    viewer, _ = tcga_viewer
+    w = _widget(viewer, qtbot, small_checkpoint, tmp_path)
+    w.features_dir.setText(str(tmp_path / "new"))  # no features yet: they must be computed
+    cfg = resolve_config({"in_dim": 1024, "n_classes": 2, "hidden": 16, "n_blocks": 1})
+    bogus = tmp_path / "not_a_trunk.pt"
+    torch.save({"fc.weight": torch.zeros(2, 2)}, bogus)
+    for name, option, error in (("cnn", "weights", "does not fit a densenet121 trunk"),
+                                ("hmgdm", "encoder", "not an H-MGDM encoder checkpoint")):
+        ckpt = save_checkpoint(tmp_path / f"{name}.pt", build_model(cfg).state_dict(), {
+            "model": cfg, "class_names": ["a", "b"], "extractor": name, "in_dim": 1024})
+        w.model_file.clear()
+        w.checkpoint.setText(str(ckpt))  # the field's change reads the checkpoint
+        assert w.extractor.text() == f"{name} (1024 features)"
+        assert w.model_file.isEnabled() and option in w.model_file.placeholderText()
+        # Not given, or not there: a clear warning and no run.
+        assert not w.run() and not w.running
+        kind, msg = notes[-1]
+        assert kind == "show_warning" and f"'{name}' features" in msg and option in msg
+        assert "Weights / encoder" in msg
+        w.model_file.setText(str(tmp_path / "missing.pt"))
+        assert not w.run() and "not found" in notes[-1][1]
+        # Given: it reaches the extractor (which refuses a file that is not its model).
+        w.model_file.setText(str(bogus))
+        _run(w, qtbot)
+        assert w.last_error and error in w.last_error and str(bogus) in w.last_error
+    assert not list((tmp_path / "new").glob("*.h5"))
+    # Back to a handcrafted checkpoint: no model file needed.
+    w.checkpoint.setText(str(small_checkpoint[0]))
+    assert w.checkpoint_extractor == "handcrafted" and not w.model_file.isEnabled()
+    w.checkpoint.setText(str(tmp_path / "nothing.pt"))
+    assert w.checkpoint_extractor is None and "choose a checkpoint" in w.extractor.text()
+
+
+def test_cuda_out_of_memory_falls_back_to_cpu(tcga_viewer, qtbot, small_checkpoint, tmp_path,
+                                              notes, monkeypatch):
+    from napari_higt.training import predict
+
+    real = predict.predict_slides
+    devices = []
+
+    def oom_once(*args, device="auto", **kwargs):
+        devices.append(device)
+        if len(devices) == 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; "
+                               "79.15 GiB total capacity; 77.90 GiB already allocated)")
+        return real(*args, device=device, **kwargs)
+
+    monkeypatch.setattr(predict, "predict_slides", oom_once)
+    viewer, layer = tcga_viewer
+    w = _widget(viewer, qtbot, small_checkpoint, tmp_path)
+    assert w.device.currentText() == "auto"
+    _run(w, qtbot)
+    assert w.last_error is None, w.last_error
+    assert devices == ["auto", "cpu"]
+    assert w.result.device == "cpu" and "on cpu" in w.prediction.text()
+    warnings = [m for k, m in notes if k == "show_warning"]
+    assert any("ran out of memory" in m and "CPU" in m for m in warnings), notes
+    assert layer.metadata[RESULT_KEY] is w.result and _score_layers(viewer)
+
+
+def test_second_run_warns_and_cancel_paints_nothing(tcga_viewer, qtbot, small_checkpoint,
+                                                    tmp_path, notes, monkeypatch):
+    from napari_higt.training import predict
+    from napari_higt.training.predict import read_node_scores
+
+    real = predict.predict_slides
+    started = threading.Event()
+
+    def slow(*args, cancel=None, **kwargs):
+        # A long model run: it holds until the user cancels (or 60 s pass).
+        started.set()
+        deadline = time.monotonic() + 60
+        while not cancel() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return real(*args, cancel=cancel, **kwargs)
+
+    monkeypatch.setattr(predict, "predict_slides", slow)
+    viewer, layer = tcga_viewer
+    w = _widget(viewer, qtbot, small_checkpoint, tmp_path)
+    n_layers = len(viewer.layers)
+    w.run_button.click()
+    qtbot.waitUntil(started.is_set, timeout=60_000)
+    assert w.running and not w.run_button.isEnabled() and w.cancel_button.isEnabled()
+    worker = w.worker
+    assert not w.run()
+    assert notes[-1][0] == "show_warning" and "already running" in notes[-1][1]
+    assert w.worker is worker  # the same run goes on
+    w.cancel_button.click()
+    qtbot.waitUntil(lambda: not w.running, timeout=60_000)
+    assert "Cancelled" in w.status.text() and ("show_info", "Cancelled.") in notes
+    assert w.run_button.isEnabled() and not w.cancel_button.isEnabled()
+    # Nothing painted, nothing kept, nothing written into the feature file.
+    assert len(viewer.layers) == n_layers and not _score_layers(viewer)
+    assert RESULT_KEY not in layer.metadata and w.result is None
+    slide_id = slide_of_layer(layer).slide_id
+    assert read_node_scores(Path(w.features_dir.text()) / f"{slide_id}.h5") is None
+    assert w.prediction.text() == "No prediction yet."
+
+
+def test_inspector_keys_clicks_and_screenshot(tcga_viewer, qtbot, tcga_path, small_checkpoint,
+                                              tmp_path):
+    from qtpy.QtCore import Qt
+
+    from napari_higt.explain.inspect import ranked_nodes
+    from napari_higt.inference import run_inference
+    from napari_higt.ui.results import show_result
+
+    viewer, layer = tcga_viewer
+    viewer.window._qt_window.resize(1500, 950)
+    ckpt, feats = small_checkpoint
+    work = tmp_path / "features"
+    shutil.copytree(feats, work)
+    result = run_inference(tcga_path, ckpt, work, mpp=1.0)
+    show_result(viewer, layer, result)
+    insp = InspectorWidget(viewer)
+    viewer.window.add_dock_widget(insp, name="Inspector", area="right")
+    canvas = viewer.window._qt_viewer.canvas.native
+    g = result.graph
+
+    # ] / [ pressed on the canvas walk the importance ranking of the patches.
+    order = ranked_nodes(g, result.scores["node_importance"], "x10")
+    qtbot.keyClick(canvas, "]")
+    assert insp.node == order[0]
+    qtbot.keyClick(canvas, "]")
+    assert insp.node == order[1]
+    qtbot.keyClick(canvas, "[")
+    assert insp.node == order[0]
+
+    # A click on the canvas at the x5 level selects the region under the cursor: centre
+    # the camera on a region (tile 1024 µm, shown ~200 px wide) and click the canvas centre.
+    insp.level.setCurrentText("x5")
+    region = int(ranked_nodes(g, result.scores["node_importance"], "x5")[0])
+    size = g.patch_size["x5"]
+    viewer.camera.center = tuple(g.coords[region][::-1] + size / 2)  # (y, x) µm at 1 µm/px
+    viewer.camera.zoom = 0.2
+    qtbot.wait(100)
+    qtbot.mouseClick(canvas, Qt.LeftButton, pos=canvas.rect().center())
+    assert insp.node == region
+    assert f"x5 node {region}" in insp.info.text()
+    # The region and its top-k read from the slide; its parent, the whole slide, has none.
+    top = node_summary(result, region, insp.topk.value())["top"]
+    assert insp.thumbs.count() == 1 + sum(g.level[j] != 0 for j, _, _ in top) >= 2
+    sel = viewer.layers[f"{slide_of_layer(layer).slide_id} selection"]
+    np.testing.assert_allclose(sel.data[-1], (g.coords[region] + size / 2)[::-1])
+    np.testing.assert_allclose(sel.size[-1], size)
+
+    # Screenshot: the inspector docked beside the slide, zoomed on the selection.
+    viewer.camera.zoom = 0.12
+    qtbot.wait(200)
+    save_screenshot(viewer, DOCS / "inspector_widget.png")
+    assert (DOCS / "inspector_widget.png").stat().st_size > 10_000
 
 
 def test_bad_runs_notify_and_leave_the_gui_alive(tcga_viewer, qtbot, tmp_path, notes,
                                                  small_checkpoint):
-    viewer, layer = tcga_viewer
+    viewer, _ = tcga_viewer
     w = InferenceWidget(viewer)
     qtbot.addWidget(w)
     assert not w.run() and "checkpoint" in notes[-1][1]
@@ -129,7 +324,7 @@ def test_bad_runs_notify_and_leave_the_gui_alive(tcga_viewer, qtbot, tmp_path, n
     from napari_higt.models import build_model, resolve_config
     from napari_higt.training.checkpoint import save_checkpoint
 
-    ckpt, feats = small_checkpoint
+    ckpt, _ = small_checkpoint
     cfg = resolve_config({"in_dim": 1024, "n_classes": 2, "hidden": 16, "n_blocks": 1})
     other = save_checkpoint(tmp_path / "other.pt", build_model(cfg).state_dict(), {
         "model": cfg, "class_names": ["a", "b"], "extractor": "handcrafted", "in_dim": 1024})

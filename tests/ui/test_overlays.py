@@ -12,18 +12,24 @@ def test_layer_data_match_graph(tcga_path, tcga_graph):
     with Slide(tcga_path, mpp=1.0) as s:
         data = graph_layer_data(graph, s)
     kinds = [(kw["name"].split(" ", 1)[1], kind) for _, kw, kind in data]
-    assert kinds == [("x5 nodes", "points"), ("x10 nodes", "points"),
-                     ("scale edges", "vectors"), ("spatial edges", "vectors")]
+    assert kinds == [("thumbnail nodes", "points"), ("x5 nodes", "points"),
+                     ("x10 nodes", "points"), ("scale edges", "vectors"),
+                     ("spatial edges", "vectors")]
     counts = graph.counts()
-    assert len(data[0][0]) == counts["x5"] and len(data[1][0]) == counts["x10"]
+    assert [len(d[0]) for d in data[:3]] == [counts["thumbnail"], counts["x5"], counts["x10"]]
+    # The thumbnail node: one marker at the slide centre, a region wide, grey.
+    pts, kw, _ = data[0]
+    np.testing.assert_allclose(pts, [[3567 / 2, 4443 / 2]])
+    assert kw["size"] == tiling.levels["x5"].size0 and kw["border_color"] == "#9e9e9e"
+    assert list(kw["features"]["level"]) == ["thumbnail"]
     # Patches are squares of their tile size, centred on the tile: (row, col) order.
-    pts, kw, _ = data[1]
+    pts, kw, _ = data[2]
     size = tiling.levels["x10"].size0
     np.testing.assert_allclose(kw["size"], size)
     np.testing.assert_allclose(pts[0], tiling.levels["x10"].coords[0][::-1] + size / 2)
     # Each undirected spatial edge once; segments join node centres.
     n_spatial = int(((graph.edge_type == 0) & (graph.edge_index[0] < graph.edge_index[1])).sum())
-    assert len(data[3][0]) == n_spatial > 0
+    assert len(data[4][0]) == n_spatial > 0
     seg = edge_segments(graph, (4443, 3567))
     length = np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1)
     # 8-neighbours are one or sqrt(2) tile sides apart: x10 tiles, or x5 tiles (2x larger).
@@ -39,10 +45,12 @@ def test_overlay_in_viewer_in_um(make_napari_viewer, tcga_path, tcga_graph):
     slide = slide_of_layer(image)
     slide.set_mpp(1.0)
     layers = add_graph_overlay(viewer, graph, slide)
-    assert len(layers) == 4
+    assert [ly.name.split(" ", 1)[1] for ly in layers[:3]] == [
+        "thumbnail nodes", "x5 nodes", "x10 nodes"]
     for layer in layers:
         np.testing.assert_allclose(layer.scale, (1.0, 1.0))
-    patches = layers[1]
+    assert len(layers[0].data) == 1 and layers[0].features["node"][0] == 0
+    patches = layers[2]
     assert list(patches.features["level"].unique()) == ["x10"]
     assert patches.features["node"].min() > 0
     # Same world position as the image: a patch centre lands on the slide's tissue.
@@ -51,4 +59,4 @@ def test_overlay_in_viewer_in_um(make_napari_viewer, tcga_path, tcga_graph):
     np.testing.assert_allclose(world, c[::-1] * 1.0)
     # Re-adding replaces instead of duplicating.
     add_graph_overlay(viewer, graph, slide)
-    assert len(viewer.layers) == 5
+    assert len(viewer.layers) == 1 + len(layers)

@@ -10,7 +10,7 @@ HELP = "open napari on a slide with the napari-higt widgets (or render it to a P
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("slide", nargs="?", help="slide file (default: the CMU-1 sample)")
+    parser.add_argument("slide", nargs="?", help="slide file (default: the bundled demo slide, else the CMU-1 sample)")
     parser.add_argument("--mpp", type=float, help="pixel size in µm, for slides without one")
     parser.add_argument("--headless", action="store_true",
                         help="render the workbench to a PNG instead of opening a window")

@@ -18,7 +18,11 @@ __all__ = [
     "get_extractor",
     "available_extractors",
     "config_hash",
+    "MODEL_FILE_OPTION",
 ]
+
+#: The config option of each built-in extractor that takes a local model file.
+MODEL_FILE_OPTION: dict[str, str] = {"cnn": "weights", "hmgdm": "encoder"}
 
 
 class UnknownExtractorError(FeatureError, ValueError):

@@ -256,9 +256,9 @@ class CNNExtractor:
         self.dim = ARCH_DIMS[arch]
         self.input_size = int(input_size)
         self.batch_size = int(batch_size)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        from napari_higt.devices import resolve_device
+
+        self.device = resolve_device(device)
         model = build_trunk(arch)
         model_keys = set(model.state_dict())
         try:

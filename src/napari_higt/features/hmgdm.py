@@ -35,16 +35,13 @@ class HMGDMExtractor:
 
     name = "hmgdm"
 
-    def __init__(self, encoder: str | Path | None = None, device: str = "cpu",
+    def __init__(self, encoder: str | Path | None = None, device: str = "auto",
                  batch_size: int = 32, n_jobs: int = 1, dim: int | None = None,
                  **entity_overrides):
-        import torch
-
+        from napari_higt.devices import resolve_device
         from napari_higt.models.hmgdm import load_hmgdm_checkpoint
 
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.model, ckpt = load_hmgdm_checkpoint(encoder, map_location=self.device)
         self.path = Path(encoder)
         cfg = self.model.cfg

@@ -428,7 +428,8 @@ class Slide:
         if not 0 <= level < self.level_count:
             raise SlideError(self.path, f"level {level} does not exist (0..{self.level_count - 1})")
         if size[0] <= 0 or size[1] <= 0:
-            raise ValueError(f"size must be positive, got {size}")
+            raise SlideError(self.path, f"cannot read a region of size {tuple(size)}: both sides "
+                                        "must be positive")
         return _composite_on_white(self._read_rgba(location, level, size))
 
     def _file_tile_size(self, level: int) -> tuple[int, int]:

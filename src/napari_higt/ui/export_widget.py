@@ -41,7 +41,12 @@ def view_region(viewer, slide) -> tuple[int, int, int, int]:
 
 
 class ExportWidget(WorkerWidget):
-    """Figure (PNG/SVG/PDF) of the whole slide or the current view, GeoJSON and CSV."""
+    """Figure (PNG/SVG/PDF) of the whole slide or the current view, GeoJSON and CSV.
+
+    Everything is written by `napari_higt.export.bundle.export_result` in a worker; the
+    widget only gathers its arguments (score, level, formats, opacity, DPI, region, node
+    markers, QuPath object type) and reports what was written in ``written``.
+    """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(napari_viewer, "Export")
@@ -70,6 +75,11 @@ class ExportWidget(WorkerWidget):
         self.dpi = QSpinBox()
         self.dpi.setRange(50, 1200)
         self.dpi.setValue(150)
+        self.object_type = QComboBox()
+        self.object_type.addItems(["tile", "detection"])
+        # The same choice as `napari-higt export --object-type`: which QuPath tools pick
+        # the nodes up (e.g. object classifiers work on detections) is the user's call.
+        self.object_type.setToolTip("QuPath object type of the GeoJSON features")
         self.current_view = QCheckBox("Current view only")
         self.markers = QCheckBox("Mark nodes")
         form = QFormLayout()
@@ -79,6 +89,7 @@ class ExportWidget(WorkerWidget):
         form.addRow("Figure", fmt_row)
         form.addRow("Opacity", self.opacity)
         form.addRow("DPI", self.dpi)
+        form.addRow("QuPath object", self.object_type)
         form.addRow(self.current_view)
         form.addRow(self.markers)
         layout = QVBoxLayout(self)
@@ -111,7 +122,8 @@ class ExportWidget(WorkerWidget):
         region = view_region(self.viewer, slide) if self.current_view.isChecked() else None
         kwargs = dict(score=self.score.currentText(), level=self.level.currentText(),
                       formats=formats, opacity=self.opacity.value(), dpi=self.dpi.value(),
-                      region=region, markers=self.markers.isChecked())
+                      region=region, markers=self.markers.isChecked(),
+                      object_type=self.object_type.currentText())
 
         def work(progress, cancelled):
             return export_result(slide, result, out, **kwargs)
@@ -120,6 +132,10 @@ class ExportWidget(WorkerWidget):
 
     def _done(self, written: dict[str, Path]) -> None:
         self.written = written
-        folder = next(iter(written.values())).parent if written else ""
-        self.status.setText(f"Wrote {', '.join(p.name for p in written.values())} to {folder}")
+        folder = next(iter(written.values())).parent
+        kinds = ", ".join({"geojson": "GeoJSON"}.get(k, k.upper()) for k in written)
+        # The dock is narrow and a wrapped label gets clipped: the status names the kinds and
+        # the folder; its tooltip and the notification give the full paths.
+        self.status.setText(f"Wrote {kinds} to {folder.name}/")
+        self.status.setToolTip("\n".join(str(p) for p in written.values()))
         show_info(f"Exported {len(written)} file(s) to {folder}")

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
+from napari_higt.features.base import MODEL_FILE_OPTION
 from napari_higt.graph.layout import node_tissue_fraction
 from napari_higt.ui.layers import find_slide_layer, slide_of_layer
 from napari_higt.ui.worker import WorkerWidget
@@ -73,8 +74,6 @@ def build_slide_graph(slide_path, out_dir, extractor: str = "handcrafted", mpp=N
 # ---------------------------------------------------------------------------------------
 # The widget
 
-#: The option of each extractor that takes a model file.
-_MODEL_FILE_OPTION = {"cnn": "weights", "hmgdm": "encoder"}
 
 
 class GraphWidget(WorkerWidget):
@@ -146,7 +145,7 @@ class GraphWidget(WorkerWidget):
         self.slide_label.setText(f"<b>{slide.slide_id}</b> ({scale})")
 
     def _extractor_changed(self, name: str) -> None:
-        self.model_file.setEnabled(name in _MODEL_FILE_OPTION)
+        self.model_file.setEnabled(name in MODEL_FILE_OPTION)
 
     def _browse_features(self) -> None:
         d = QFileDialog.getExistingDirectory(self, "Folder of feature files")
@@ -174,7 +173,7 @@ class GraphWidget(WorkerWidget):
         _, slide = sel
         name = self.extractor.currentText()
         config: dict = {}
-        opt = _MODEL_FILE_OPTION.get(name)
+        opt = MODEL_FILE_OPTION.get(name)
         if opt and self.model_file.text().strip():
             config[opt] = self.model_file.text().strip()
         path, mpp = slide.path, slide.mpp

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from napari.utils.notifications import show_info, show_warning
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -19,8 +20,11 @@ from qtpy.QtWidgets import (
 )
 
 from napari_higt.devices import available_devices
+from napari_higt.errors import UserFacingError
+from napari_higt.features.base import MODEL_FILE_OPTION
+from napari_higt.ui.layers import slide_of_layer
+from napari_higt.ui.results import RESULT_KEY, show_cached_results, show_result
 from napari_higt.ui.worker import WorkerWidget
-from napari_higt.ui.results import show_result
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -42,9 +46,12 @@ def _path_row(edit: QLineEdit, button: QPushButton) -> QWidget:
 class InferenceWidget(WorkerWidget):
     """Checkpoint, device, features folder; Run computes what is missing and paints scores.
 
-    The prediction (class and probabilities) is shown in the widget; node importance and the
-    two BI contribution maps become Image layers with colour bars; results are cached in the
-    slide's feature file, so reopening the slide shows them again without rerunning.
+    The extractor is the checkpoint's own (its features are the only ones the model reads);
+    the widget shows it and, for ``cnn`` / ``hmgdm``, asks for the weights / encoder file
+    needed to compute the features of a slide that has none. The prediction (class and
+    probabilities) is shown in the widget; node importance and the two BI contribution maps
+    become Image layers with colour bars; results are cached in the slide's feature file, so a
+    slide opened (or selected) again shows them without rerunning.
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, checkpoint: str | None = None):
@@ -53,6 +60,14 @@ class InferenceWidget(WorkerWidget):
         self.checkpoint.setPlaceholderText("a .pt checkpoint from napari-higt train")
         browse = QPushButton("…")
         browse.clicked.connect(self._browse_checkpoint)
+        self.extractor = QLabel()
+        self.extractor.setWordWrap(True)
+        self.extractor.setToolTip("The feature extractor the checkpoint was trained on")
+        self.model_file = QLineEdit()
+        self.model_file.setToolTip("The extractor's weights (cnn) or H-MGDM encoder (hmgdm) "
+                                   "file, needed when the slide's features are computed")
+        model_browse = QPushButton("…")
+        model_browse.clicked.connect(self._browse_model_file)
         self.device = QComboBox()
         self.device.addItems(["auto", *available_devices()])
         self.device.setToolTip("auto = the first of: " + ", ".join(available_devices()))
@@ -62,6 +77,8 @@ class InferenceWidget(WorkerWidget):
         self.prediction.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Checkpoint", _path_row(self.checkpoint, browse))
+        form.addRow("Extractor", self.extractor)
+        form.addRow("Weights / encoder", _path_row(self.model_file, model_browse))
         form.addRow("Device", self.device)
         form.addRow("Features", self.features_dir)
         layout = QVBoxLayout(self)
@@ -71,11 +88,68 @@ class InferenceWidget(WorkerWidget):
         layout.addStretch(1)
         self.run_button.clicked.connect(self.run)
         self.result: InferenceResult | None = None
+        #: The checkpoint's extractor name (None until a readable checkpoint is chosen).
+        self.checkpoint_extractor: str | None = None
+        self._stale: set[str] = set()  # feature files whose cached scores do not fit
+        self.checkpoint.textChanged.connect(self._checkpoint_changed)
+        self._checkpoint_changed(self.checkpoint.text())
+        hooks = ((self.viewer.layers.events.inserted, self._on_inserted),
+                 (self.viewer.layers.selection.events.active, self._on_active))
+        for emitter, callback in hooks:
+            emitter.connect(callback)
+        # The viewer outlives a closed dock widget: stop its events reaching a deleted one.
+        self.destroyed.connect(lambda *_: [emitter.disconnect(cb) for emitter, cb in hooks])
 
     def _browse_checkpoint(self) -> None:
         f, _ = QFileDialog.getOpenFileName(self, "Checkpoint", "", "PyTorch (*.pt *.pth);;All (*)")
         if f:
             self.checkpoint.setText(f)
+
+    def _browse_model_file(self) -> None:
+        what = MODEL_FILE_OPTION.get(self.checkpoint_extractor or "", "model")
+        f, _ = QFileDialog.getOpenFileName(self, f"Extractor {what} file", "",
+                                           "PyTorch (*.pt *.pth);;All (*)")
+        if f:
+            self.model_file.setText(f)
+
+    def _checkpoint_changed(self, text: str) -> None:
+        """Read the extractor of the checkpoint at ``text`` (when it is a file)."""
+        from napari_higt.inference import checkpoint_extractor
+        from napari_higt.training.checkpoint import load_checkpoint
+
+        self.checkpoint_extractor = None
+        path = Path(text.strip()).expanduser() if text.strip() else None
+        if path is None or not path.is_file():
+            self.extractor.setText("(choose a checkpoint)")
+        else:
+            try:
+                name, dim = checkpoint_extractor(load_checkpoint(path))
+            except (UserFacingError, KeyError, TypeError, ValueError) as exc:
+                # Typing a path passes through other files; say why, Run will refuse it.
+                self.extractor.setText(f"(not a usable checkpoint: {exc})")
+            else:
+                self.checkpoint_extractor = name
+                self.extractor.setText(f"{name} ({dim} features)")
+        option = MODEL_FILE_OPTION.get(self.checkpoint_extractor or "")
+        self.model_file.setEnabled(option is not None)
+        self.model_file.setPlaceholderText(
+            f"{option} file of the {self.checkpoint_extractor} extractor" if option
+            else "not needed by this checkpoint's extractor")
+
+    def extractor_config(self) -> dict | None:
+        """Settings of the checkpoint's extractor; None, after a warning, if its file is missing."""
+        option = MODEL_FILE_OPTION.get(self.checkpoint_extractor or "")
+        if option is None:
+            return {}
+        text = self.model_file.text().strip()
+        if not text or not Path(text).expanduser().is_file():
+            show_warning(
+                f"This checkpoint was trained on '{self.checkpoint_extractor}' features: choose "
+                f"the extractor's {option} file in 'Weights / encoder' (the … button); it is "
+                "needed to compute the slide's features"
+                + (f" (not found: {text})." if text else "."))
+            return None
+        return {option: str(Path(text).expanduser())}
 
     def features_folder(self, slide) -> Path:
         text = self.features_dir.text().strip()
@@ -93,6 +167,9 @@ class InferenceWidget(WorkerWidget):
             show_warning("Choose a checkpoint file first (the … button); "
                          f"{'not found: ' + ckpt if ckpt else 'none is set'}.")
             return False
+        config = self.extractor_config()
+        if config is None:
+            return False
         sel = self._selected_slide()
         if sel is None:
             return False
@@ -108,20 +185,60 @@ class InferenceWidget(WorkerWidget):
                 progress(stages[stage] * 1000 + int(1000 * done / max(total, 1)), 2000)
 
             return run_inference(path, ckpt, out_dir, mpp=mpp, device=device,
-                                 progress=report, cancel=cancelled)
+                                 extractor_config=config, progress=report, cancel=cancelled)
 
         return self._start(work, lambda r: self._show(layer, r), "Inference")
 
     def _show(self, layer, result: InferenceResult) -> None:
-        self.result = result
-        probs = ", ".join(f"{c}: {p:.2f}" for c, p in
-                          sorted(result.probs.items(), key=lambda kv: -kv[1]))
-        self.prediction.setText(
-            f"<b>{result.pred}</b> ({probs})<br>{result.graph.num_nodes} nodes on "
-            f"{result.device}; features {result.timings.get('features', 0):.1f} s, model "
-            f"{result.timings.get('model', 0):.1f} s")
+        self._show_prediction(result, f"on {result.device}; features "
+                              f"{result.timings.get('features', 0):.1f} s, model "
+                              f"{result.timings.get('model', 0):.1f} s")
         self.status.setText("Done.")
         for note in result.notes:
             show_warning(note)
         show_result(self.viewer, layer, result)
         show_info(f"{result.slide_id}: {result.pred} (p = {result.probs[result.pred]:.2f})")
+
+    def _show_prediction(self, result: InferenceResult, how: str) -> None:
+        self.result = result
+        probs = ", ".join(f"{c}: {p:.2f}" for c, p in
+                          sorted(result.probs.items(), key=lambda kv: -kv[1]))
+        self.prediction.setText(
+            f"<b>{result.slide_id}: {result.pred}</b> ({probs})<br>"
+            f"{result.graph.num_nodes} nodes {how}")
+
+    # ------------------------------------------------------------ cached results
+    def _on_inserted(self, event) -> None:
+        self._show_cached_later(event.value)
+
+    def _on_active(self, event=None) -> None:
+        self._show_cached_later(self.viewer.layers.selection.active)
+
+    def _show_cached_later(self, layer) -> None:
+        if layer is not None and layer.metadata.get("higt_role") == "slide":
+            # Once napari has finished adding / selecting the layer: painting adds and
+            # selects layers of its own, which must not nest inside that event.
+            QTimer.singleShot(0, lambda: self.show_cached(layer))
+
+    def show_cached(self, layer) -> InferenceResult | None:
+        """Paint the results an earlier run cached for ``layer``'s slide, if any.
+
+        Nothing happens when the layer already shows a result (this one or a fresh run's),
+        when it left the viewer, or when ``<features folder>/<slide_id>.h5`` holds no scores.
+        """
+        slide = slide_of_layer(layer)
+        if slide is None or layer not in self.viewer.layers or RESULT_KEY in layer.metadata:
+            return None
+        path = self.features_folder(slide) / f"{slide.slide_id}.h5"
+        if str(path) in self._stale:
+            return None
+        try:
+            result = show_cached_results(self.viewer, layer, path)
+        except (UserFacingError, OSError) as exc:  # stale scores, or an unreadable file
+            self._stale.add(str(path))  # warn once, not at every selection of the slide
+            show_warning(f"{path.name}: cached results not shown: {exc}")
+            return None
+        if result is not None:
+            self._show_prediction(result, f"(cached in {path.name}, not rerun)")
+            self.status.setText("Cached results shown; Run to compute them again.")
+        return result

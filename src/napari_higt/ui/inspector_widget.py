@@ -28,7 +28,12 @@ from qtpy.QtWidgets import (
 
 from napari_higt.explain.inspect import node_at, ranked_nodes
 from napari_higt.graph.hierarchy import EDGE_SCALE, LEVEL_IDS, LEVELS
-from napari_higt.ui.layers import find_slide_layer, slide_layer_kwargs, slide_of_layer, unit_scale
+from napari_higt.ui.layers import (
+    find_slide_layer,
+    slide_layer_kwargs,
+    slide_of_layer,
+    unit_scale,
+)
 from napari_higt.ui.results import RESULT_KEY
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -152,12 +157,12 @@ class InspectorWidget(QWidget):
         ctx = self._context()
         if ctx is None:
             return
-        layer, slide, result = ctx
+        _, slide, result = ctx
         self.node = int(node)
         s = node_summary(result, self.node, self.topk.value())
         tissue = self._tissue_fraction(slide, result)[self.node]
-        lines = [f"<b>{s['level']} node {self.node}</b> at x={s['coords'][0]}, "
-                 f"y={s['coords'][1]} px; tissue {100 * tissue:.0f} %"]
+        lines = [(f"<b>{s['level']} node {self.node}</b> at x={s['coords'][0]}, "
+                  f"y={s['coords'][1]} px; tissue {100 * tissue:.0f} %")]
         for name in ("node_importance", "ihpool_score", "ssa_context", "node_attention"):
             if name in s["scores"]:
                 lines.append(f"{name}: {s['scores'][name]:.3g}")
@@ -183,9 +188,8 @@ class InspectorWidget(QWidget):
             if item.widget() is not None:
                 item.widget().deleteLater()
         g = result.graph
-        for i, j in enumerate(nodes):
-            if g.level[j] == 0:
-                continue
+        # The thumbnail node is the whole slide: no tile to show, and no gap in the grid.
+        for i, j in enumerate(j for j in nodes if g.level[j] != 0):
             size = g.patch_size[LEVELS[g.level[j]]]
             level = slide.best_level_for_downsample(size / THUMB_PX)
             ds = slide.level_downsamples[level]
@@ -193,19 +197,20 @@ class InspectorWidget(QWidget):
             rgb = slide.read_region(tuple(int(c) for c in g.coords[j]), level, (n, n))
             from PIL import Image
 
-            rgb = np.ascontiguousarray(np.asarray(Image.fromarray(rgb).resize((THUMB_PX, THUMB_PX))))
+            rgb = np.ascontiguousarray(Image.fromarray(rgb).resize((THUMB_PX, THUMB_PX)))
             img = QImage(rgb.data, THUMB_PX, THUMB_PX, 3 * THUMB_PX, QImage.Format_RGB888).copy()
             label = QLabel()
             label.setPixmap(QPixmap.fromImage(img))
-            label.setToolTip(f"node {j}" + (" (selected)" if i == 0 else ""))
+            label.setToolTip(f"node {j}" + (" (selected)" if j == nodes[0] else ""))
             self.thumbs.addWidget(label, i // 3, i % 3)
 
     def _highlight(self, slide, result, node: int, top: list[int]) -> None:
         g = result.graph
-        nodes = [node] + [j for j in top if g.level[j] != 0]
+        # The selection last, so its outline is drawn over those of its children.
+        nodes = [j for j in top if g.level[j] != 0] + [node]
         sizes = np.array([g.patch_size[LEVELS[g.level[j]]] for j in nodes], float)
         centres = g.coords[nodes].astype(float) + sizes[:, None] / 2
-        colours = ["red"] + ["cyan"] * (len(nodes) - 1)
+        colours = ["cyan"] * (len(nodes) - 1) + ["red"]
         name = f"{slide.slide_id} selection"
         kwargs = slide_layer_kwargs(slide, 1.0, higt_role="selection")
         if name in self.viewer.layers:

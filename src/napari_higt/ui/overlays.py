@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_higt.graph.hierarchy import EDGE_SCALE, EDGE_SPATIAL, LEVELS, HierarchicalGraph
+from napari_higt.graph.hierarchy import (
+    EDGE_SCALE,
+    EDGE_SPATIAL,
+    LEVELS,
+    HierarchicalGraph,
+)
 from napari_higt.graph.layout import edge_segments, node_centres, node_sizes
 from napari_higt.ui.layers import slide_layer_kwargs
 
@@ -19,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from napari_higt.slide import Slide
 
-__all__ = ["graph_layer_data", "add_graph_overlay", "LEVEL_COLOURS"]
+__all__ = ["LEVEL_COLOURS", "add_graph_overlay", "graph_layer_data"]
 
 LEVEL_COLOURS = {"thumbnail": "#9e9e9e", "x5": "#1e88e5", "x10": "#ff9800"}
 EDGE_COLOURS = {EDGE_SPATIAL: "#00e5ff", EDGE_SCALE: "#e040fb"}
@@ -28,11 +33,15 @@ EDGE_NAMES = {EDGE_SPATIAL: "spatial", EDGE_SCALE: "scale"}
 
 def graph_layer_data(graph: HierarchicalGraph, slide: Slide,
                      tissue_fraction: np.ndarray | None = None) -> list[tuple]:
-    """Layer data tuples for the graph of ``slide``: regions, patches, then edges.
+    """Layer data tuples for the graph of ``slide``: one Points layer per level (thumbnail,
+    x5 regions, x10 patches), then one Vectors layer per edge type.
 
-    Nodes are drawn as squares the size of their tile (so the squares are the patch and
-    region boundaries) with ``features`` holding node index, level and grid position (and
-    the tissue fraction when given). Edges are Vectors from node centre to node centre.
+    Regions and patches are drawn as squares the size of their tile (so the squares are the
+    patch and region boundaries). The thumbnail node stands for the whole slide: a square of
+    its tile would only frame the slide, so it is a circle at the slide centre (where
+    `node_centres` places it and its scale edges meet), one region wide. Every layer's
+    ``features`` hold node index, level and grid position (and the tissue fraction when given).
+    Edges are Vectors from node centre to node centre.
     """
     dims = slide.dimensions
     centres = node_centres(graph, dims)
@@ -40,8 +49,6 @@ def graph_layer_data(graph: HierarchicalGraph, slide: Slide,
     out = []
     prefix = slide.slide_id
     for lid, name in enumerate(LEVELS):
-        if name == "thumbnail":
-            continue
         idx = np.flatnonzero(graph.level == lid)
         if not len(idx):
             continue
@@ -56,6 +63,8 @@ def graph_layer_data(graph: HierarchicalGraph, slide: Slide,
             border_width=0.04 if name == "x10" else 0.03, features=feats, opacity=0.9,
             visible=True,
         )
+        if name == "thumbnail":
+            kwargs.update(symbol="disc", size=float(graph.patch_size["x5"]), border_width=0.06)
         out.append((centres[idx][:, ::-1].copy(), kwargs, "points"))
     for etype in (EDGE_SCALE, EDGE_SPATIAL):
         seg = edge_segments(graph, dims, etype)

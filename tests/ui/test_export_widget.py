@@ -66,7 +66,7 @@ def _longest_dark_run(img: np.ndarray) -> int:
 def _check_scale_bar(png, slide, result, kwargs, out, monkeypatch):
     """The widget's PNG differs from the same figure with its scale bar made transparent
     only in the lower part, and there it has a long black bar the other lacks."""
-    import napari_higt.export.figure as figure
+    from napari_higt.export import figure
     from napari_higt.export.bundle import export_result
 
     draw_bar = figure._scale_bar
@@ -137,8 +137,8 @@ def test_export_widget_writes_files_that_read_back(make_napari_viewer, tcga_path
     bar = root.find(f".//{SVG}g[@id='scalebar']")
     assert bar is not None and bar.find(f"{SVG}path") is not None
 
-    kwargs = dict(score=w.score.currentText(), level=w.level.currentText(),
-                  opacity=w.opacity.value(), dpi=w.dpi.value())
+    kwargs = {"score": w.score.currentText(), "level": w.level.currentText(),
+              "opacity": w.opacity.value(), "dpi": w.dpi.value()}
     _check_scale_bar(w.written["png"], slide, predicted, kwargs, tmp_path / "bare",
                      monkeypatch)
 

@@ -60,3 +60,27 @@ def test_overlay_in_viewer_in_um(make_napari_viewer, tcga_path, tcga_graph):
     # Re-adding replaces instead of duplicating.
     add_graph_overlay(viewer, graph, slide)
     assert len(viewer.layers) == 1 + len(layers)
+
+
+def test_rerun_updates_score_layers_in_place(make_napari_viewer, tcga_path, tcga_graph):
+    """A second inference over the same slide refreshes its heatmaps without removing them,
+    keeping what the user set (visibility, opacity)."""
+    from napari_higt.explain.maps import score_maps
+    from napari_higt.ui.heatmaps import add_score_maps
+
+    graph, _ = tcga_graph
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    with Slide(tcga_path, mpp=0.5) as slide:
+        dims = slide.dimensions
+        first = add_score_maps(viewer, score_maps(
+            graph, {"node_importance": rng.random(graph.num_nodes)}, dims), slide)
+        first[1].visible, first[0].opacity = True, 0.9
+        removed = []
+        viewer.layers.events.removed.connect(lambda e: removed.append(e.value))
+        imp = rng.random(graph.num_nodes)
+        again = add_score_maps(viewer, score_maps(graph, {"node_importance": imp}, dims), slide)
+    assert [id(l) for l in again] == [id(l) for l in first] and not removed
+    assert again[1].visible and again[0].opacity == 0.9
+    expect = score_maps(graph, {"node_importance": imp}, dims)[1].raster.values
+    np.testing.assert_array_equal(again[1].data, expect)

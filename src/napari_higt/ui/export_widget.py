@@ -120,10 +120,10 @@ class ExportWidget(WorkerWidget):
         out = Path(text).expanduser() if text else slide.path.parent / "export"
         formats = [f for f, box in self.formats.items() if box.isChecked()]
         region = view_region(self.viewer, slide) if self.current_view.isChecked() else None
-        kwargs = dict(score=self.score.currentText(), level=self.level.currentText(),
-                      formats=formats, opacity=self.opacity.value(), dpi=self.dpi.value(),
-                      region=region, markers=self.markers.isChecked(),
-                      object_type=self.object_type.currentText())
+        kwargs = {"score": self.score.currentText(), "level": self.level.currentText(),
+                  "formats": formats, "opacity": self.opacity.value(), "dpi": self.dpi.value(),
+                  "region": region, "markers": self.markers.isChecked(),
+                  "object_type": self.object_type.currentText()}
 
         def work(progress, cancelled):
             return export_result(slide, result, out, **kwargs)

@@ -33,17 +33,29 @@ def score_layer_data(smap: ScoreMap, slide: Slide, opacity: float = 0.55) -> tup
 
 def add_score_maps(viewer: napari.viewer.Viewer, maps: list[ScoreMap], slide: Slide,
                    opacity: float = 0.55, visible: set[str] | None = None) -> list:
-    """Add (or replace) one Image layer per score map, each with its colour bar.
+    """Add (or update) one Image layer per score map, each with its colour bar.
 
     Only the maps named in ``visible`` (default: the first one) start visible, so the slide
-    is not buried under every score at once.
+    is not buried under every score at once. A map whose layer already exists (a rerun) is
+    updated in place and keeps the user's visibility and opacity: removing a napari layer
+    runs a garbage collection, about 0.4 s each on this machine.
     """
+    from napari.layers import Image
+
     layers = []
     for i, smap in enumerate(maps):
         data, kwargs, _ = score_layer_data(smap, slide, opacity)
         name = kwargs["name"]
-        if name in viewer.layers:
-            viewer.layers.remove(name)
+        old = viewer.layers[name] if name in viewer.layers else None
+        if isinstance(old, Image) and old.data.ndim == data.ndim and not old.rgb:
+            old.data = data
+            for key in ("scale", "translate", "metadata", "colormap", "contrast_limits",
+                        "units"):
+                setattr(old, key, kwargs[key])
+            layers.append(old)
+            continue
+        if old is not None:
+            viewer.layers.remove(old)
         layer = viewer.add_image(data, **kwargs)
         layer.visible = (smap.name in visible) if visible is not None else i == 0
         if hasattr(layer, "colorbar"):

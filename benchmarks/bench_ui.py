@@ -36,6 +36,8 @@ import time
 import numpy as np
 from _slides import CACHE, periodic_slide
 
+from napari_higt.ui.layers import camera
+
 RUN_TARGET_S = 2.0
 FRAME_TARGET_MS = 50.0
 
@@ -151,11 +153,6 @@ def synthetic_graph(slide, n_nodes: int):
     feats = {k: g.tissue[:, None].astype(np.float32) for k, g in tiling.levels.items()}
     sizes = {k: g.size0 for k, g in tiling.levels.items()}
     return HierarchicalGraph.from_arrays(coords, feats, patch_size=sizes), tiling
-
-
-def camera(viewer):
-    """The viewer's camera (napari 0.9 moved it to ``viewer.scene``)."""
-    return getattr(viewer, "scene", viewer).camera
 
 
 def pan_path(viewer, n: int, zoom: float) -> list[tuple]:

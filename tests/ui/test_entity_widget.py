@@ -42,7 +42,7 @@ def test_entities_of_the_patch_in_view(make_napari_viewer, qtbot, notes, tcga_pa
     slide = slide_of_layer(image)
     # Centre the view on a tissue point: at 1.0 µm/px an x10 patch is 512 px = 512 µm.
     target = (2000.0, 1700.0)  # (y, x) µm
-    viewer.camera.center = target
+    viewer.scene.camera.center = target
     origin = ew.patch_origin_at(slide, target[::-1])
     assert origin == (1536, 1536)
     w.n_segments.setValue(80)
@@ -79,8 +79,8 @@ def test_entities_of_the_patch_in_view(make_napari_viewer, qtbot, notes, tcga_pa
     assert (mask.data[lab.data > 0] > 0).all()
     assert "masked" in w.status.text()
 
-    viewer.camera.zoom = 1.2 * viewer.camera.zoom * 4
-    viewer.camera.center = (1536 + 256, 1536 + 256)
+    viewer.scene.camera.zoom = 1.2 * viewer.scene.camera.zoom * 4
+    viewer.scene.camera.center = (1536 + 256, 1536 + 256)
     qtbot.wait(200)
     DOCS.mkdir(parents=True, exist_ok=True)
     save_screenshot(viewer, DOCS / "entity_widget.png")
@@ -88,7 +88,7 @@ def test_entities_of_the_patch_in_view(make_napari_viewer, qtbot, notes, tcga_pa
     # A slide at 0.499 µm/px: the x10 patch is resampled, the layers still land in µm.
     cmu = _open(viewer, Path(tcga_path).with_name("cmu-1-small-region.svs"))
     viewer.layers.selection.active = cmu
-    viewer.camera.center = (800.0, 700.0)
+    viewer.scene.camera.center = (800.0, 700.0)
     w.encoder.setText("")
     w.run_button.click()
     qtbot.waitUntil(lambda: not w.running, timeout=60000)

@@ -69,7 +69,7 @@ def test_build_graph_shows_it_in_um(make_napari_viewer, qtbot, tmp_path, notes, 
 
     # Screenshot of the widget in use, zoomed on the tissue.
     viewer.reset_view()
-    viewer.camera.center = tuple(np.asarray(patches.data).mean(0))
+    viewer.scene.camera.center = tuple(np.asarray(patches.data).mean(0))
     qtbot.wait(200)
     DOCS.mkdir(parents=True, exist_ok=True)
     save_screenshot(viewer, DOCS / "graph_widget.png")

@@ -294,8 +294,8 @@ def test_inspector_keys_clicks_and_screenshot(tcga_viewer, qtbot, tcga_path, sma
     insp.level.setCurrentText("x5")
     region = int(ranked_nodes(g, result.scores["node_importance"], "x5")[0])
     size = g.patch_size["x5"]
-    viewer.camera.center = tuple(g.coords[region][::-1] + size / 2)  # (y, x) µm at 1 µm/px
-    viewer.camera.zoom = 0.2
+    viewer.scene.camera.center = tuple(g.coords[region][::-1] + size / 2)  # (y, x) µm at 1 µm/px
+    viewer.scene.camera.zoom = 0.2
     qtbot.wait(100)
     qtbot.mouseClick(canvas, Qt.LeftButton, pos=canvas.rect().center())
     assert insp.node == region
@@ -308,7 +308,7 @@ def test_inspector_keys_clicks_and_screenshot(tcga_viewer, qtbot, tcga_path, sma
     np.testing.assert_allclose(sel.size[-1], size)
 
     # Screenshot: the inspector docked beside the slide, zoomed on the selection.
-    viewer.camera.zoom = 0.12
+    viewer.scene.camera.zoom = 0.12
     qtbot.wait(200)
     save_screenshot(viewer, DOCS / "inspector_widget.png")
     assert (DOCS / "inspector_widget.png").stat().st_size > 10_000

@@ -37,7 +37,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_higt.ui.worker import Cancelled, WorkerWidget
-from napari_higt.ui.layers import SLIDE_KEY, slide_layer_kwargs, unit_scale
+from napari_higt.ui.layers import SLIDE_KEY, camera, slide_layer_kwargs, unit_scale
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -190,7 +190,7 @@ class EntityWidget(WorkerWidget):
             row, col = np.asarray(active.data[i], float)  # level-0 px tile centre
             return patch_origin_at(slide, (col, row)), "the selected x10 node"
         uy, ux = unit_scale(slide)
-        cy, cx = self.viewer.camera.center[-2:]
+        cy, cx = camera(self.viewer).center[-2:]
         return patch_origin_at(slide, (cx / ux, cy / uy)), "the centre of the view"
 
     def run(self) -> bool:

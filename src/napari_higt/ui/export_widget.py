@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_higt.export.bundle import export_result
-from napari_higt.ui.layers import find_slide_layer, slide_of_layer, unit_scale
+from napari_higt.ui.layers import camera, find_slide_layer, slide_of_layer, unit_scale
 from napari_higt.ui.results import RESULT_KEY
 from napari_higt.ui.worker import WorkerWidget
 
@@ -33,8 +33,9 @@ __all__ = ["ExportWidget", "view_region"]
 def view_region(viewer, slide) -> tuple[int, int, int, int]:
     """The part of the slide in view, as (x0, y0, x1, y1) level-0 px."""
     h, w = viewer.window._qt_viewer.canvas.size
-    cy, cx = viewer.camera.center[-2:]
-    half_w, half_h = w / viewer.camera.zoom / 2, h / viewer.camera.zoom / 2
+    cam = camera(viewer)
+    cy, cx = cam.center[-2:]
+    half_w, half_h = w / cam.zoom / 2, h / cam.zoom / 2
     uy, ux = unit_scale(slide)
     return (int((cx - half_w) / ux), int((cy - half_h) / uy),
             int((cx + half_w) / ux), int((cy + half_h) / uy))

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "SLIDE_KEY",
+    "camera",
     "level_transform",
     "slide_layer_kwargs",
     "slide_of_layer",
@@ -74,6 +75,13 @@ def slide_layer_kwargs(slide: Slide, downsample: float = 1.0, **metadata) -> dic
     scale, translate = level_transform(slide, downsample)
     meta = {SLIDE_KEY: str(slide.path), PX_SCALE_KEY: float(downsample), **metadata}
     return {"scale": scale, "translate": translate, "metadata": meta, "units": units(slide)}
+
+
+def camera(viewer: napari.Viewer):
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, which deprecates
+    ``viewer.camera``)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
 
 
 def units(slide: Slide) -> tuple[str, str]:

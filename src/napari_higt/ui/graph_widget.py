@@ -30,7 +30,7 @@ from qtpy.QtWidgets import (
 
 from napari_higt.features.base import MODEL_FILE_OPTION
 from napari_higt.graph.layout import node_tissue_fraction
-from napari_higt.ui.layers import find_slide_layer, slide_of_layer
+from napari_higt.ui.layers import features_folder, find_slide_layer, slide_of_layer
 from napari_higt.ui.worker import WorkerWidget
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -159,8 +159,7 @@ class GraphWidget(WorkerWidget):
 
     def features_folder(self, slide) -> Path:
         """The chosen folder, else ``<slide folder>/features``."""
-        text = self.features_dir.text().strip()
-        return Path(text).expanduser() if text else slide.path.parent / "features"
+        return features_folder(self.features_dir.text(), slide)
 
     def run(self) -> bool:
         """Preprocess (if needed) and show the graph of the selected slide."""

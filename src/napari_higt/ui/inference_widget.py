@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
 from napari_higt.devices import available_devices
 from napari_higt.errors import UserFacingError
 from napari_higt.features.base import MODEL_FILE_OPTION
-from napari_higt.ui.layers import slide_of_layer
+from napari_higt.ui.layers import features_folder, slide_of_layer
 from napari_higt.ui.results import RESULT_KEY, show_cached_results, show_result
 from napari_higt.ui.worker import WorkerWidget
 
@@ -152,8 +152,8 @@ class InferenceWidget(WorkerWidget):
         return {option: str(Path(text).expanduser())}
 
     def features_folder(self, slide) -> Path:
-        text = self.features_dir.text().strip()
-        return Path(text).expanduser() if text else slide.path.parent / "features"
+        """The chosen folder, else ``<slide folder>/features``."""
+        return features_folder(self.features_dir.text(), slide)
 
     def run(self) -> bool:
         """Start inference on the selected slide (False, with a notification, if it can't)."""

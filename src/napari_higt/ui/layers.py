@@ -7,6 +7,7 @@ a slide's µm scale later switches all of its layers to µm together.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "SLIDE_KEY",
     "camera",
+    "features_folder",
     "level_transform",
     "slide_layer_kwargs",
     "slide_of_layer",
@@ -75,6 +77,12 @@ def slide_layer_kwargs(slide: Slide, downsample: float = 1.0, **metadata) -> dic
     scale, translate = level_transform(slide, downsample)
     meta = {SLIDE_KEY: str(slide.path), PX_SCALE_KEY: float(downsample), **metadata}
     return {"scale": scale, "translate": translate, "metadata": meta, "units": units(slide)}
+
+
+def features_folder(text: str, slide: Slide) -> Path:
+    """The features folder a user typed, else ``<slide folder>/features``."""
+    text = text.strip()
+    return Path(text).expanduser() if text else slide.path.parent / "features"
 
 
 def camera(viewer: napari.Viewer):

@@ -151,6 +151,30 @@ def test_export_widget_writes_files_that_read_back(make_napari_viewer, tcga_path
     np.testing.assert_allclose(shapes.data[0].min(axis=0), g.coords[first][::-1])
     np.testing.assert_allclose(shapes.scale, layer.scale)
 
+    # "Current view": zoomed on a part of the slide, the figure covers what is on screen.
+    from napari_higt.ui.export_widget import view_region
+
+    viewer.layers.remove(shapes)
+    cam = viewer.scene.camera
+    cam.center, cam.zoom = (1000.0, 1500.0), 1.0  # (y, x) µm at 1 µm/px
+    qtbot.wait(50)
+    h, wd = viewer.canvas.size
+    x0, y0, x1, y1 = view_region(viewer, slide)
+    assert (x0 + x1) / 2 == pytest.approx(1500, abs=2) and (y0 + y1) / 2 == pytest.approx(1000, abs=2)
+    assert x1 - x0 == pytest.approx(wd, abs=2) and y1 - y0 == pytest.approx(h, abs=2)
+    w.current_view.setChecked(True)
+    w.out_dir.setText(str(tmp_path / "view"))
+    w.run_button.click()
+    qtbot.waitUntil(lambda: not w.running, timeout=60_000)
+    assert w.last_error is None, w.last_error
+    from PIL import Image
+
+    view_png = np.asarray(Image.open(w.written["png"]).convert("RGB"))
+    full_png = np.asarray(Image.open(tmp_path / "out" / f"{slide.slide_id}.png").convert("RGB"))
+    # same settings, other extent: a figure identical to the whole-slide one would mean the
+    # view was ignored
+    assert view_png.shape != full_png.shape or not np.array_equal(view_png, full_png)
+
 
 
 def test_export_without_slide_notifies_and_writes_nothing(make_napari_viewer, tmp_path, qtbot,

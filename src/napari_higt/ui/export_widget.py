@@ -32,7 +32,7 @@ __all__ = ["ExportWidget", "view_region"]
 
 def view_region(viewer, slide) -> tuple[int, int, int, int]:
     """The part of the slide in view, as (x0, y0, x1, y1) level-0 px."""
-    h, w = viewer.window._qt_viewer.canvas.size
+    h, w = viewer.canvas.size  # (height, width) in screen px, kept current by the Qt canvas
     cam = camera(viewer)
     cy, cx = cam.center[-2:]
     half_w, half_h = w / cam.zoom / 2, h / cam.zoom / 2

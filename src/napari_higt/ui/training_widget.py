@@ -573,7 +573,8 @@ class TrainingWidget(WorkerWidget):
         if self.best_checkpoint is None:
             show_warning("No checkpoint yet: train a model first.")
             return False
-        found = self.viewer.window._qt_window.findChildren(InferenceWidget)
+        found = [w for w in self.viewer.window.dock_widgets.values()
+                 if isinstance(w, InferenceWidget)]
         if found:
             target = found[0]
         else:

@@ -109,3 +109,34 @@ def test_opening_a_corrupt_slide_in_the_viewer_does_not_raise_a_traceback(
         viewer.open(str(bad), plugin="napari-higt")
     assert len(viewer.layers) == 0
     assert any("broken.svs" in m and "corrupt" in m for m in messages)
+
+
+def test_slide_failing_while_on_screen_draws_blank_and_warns_once(make_napari_viewer, tmp_path,
+                                                                 tcga_path, qtbot, monkeypatch):
+    """The file behind an open slide becomes unreadable: napari keeps drawing (white tiles,
+    no traceback in the viewer) and one notification says what happened."""
+    import shutil
+
+    import napari.utils.notifications as nt
+
+    warned = []
+    monkeypatch.setattr(nt, "show_warning", lambda msg: warned.append(str(msg)))
+    path = tmp_path / "moving.svs"
+    shutil.copy(tcga_path, path)
+    viewer = make_napari_viewer(show=True)
+    (layer,) = viewer.open(str(path), plugin="napari-higt")
+    qtbot.wait(50)
+    slide = slide_of_layer(layer)
+    slide.close()  # what a vanished or truncated file ends in: every read raises SlideError
+    viewer.scene.camera.zoom *= 3
+    layer.refresh()
+    qtbot.wait(100)
+    level = layer.data[0]
+    np.testing.assert_array_equal(level[100:110, 200:230], 255)
+    assert level[5:9].shape == (4, layer.data[0].shape[1], 3)
+    blank = [w for w in warned if "blank tiles" in w]
+    assert len(blank) == 1 and "moving.svs" in blank[0] and "open the slide again" in blank[0]
+    from napari_higt.slide import SlideError
+
+    with pytest.raises(SlideError, match="closed"):  # the core level underneath still raises
+        level._level[0:4, 0:4]

@@ -146,11 +146,54 @@ def apply_slide_scale(viewer: napari.Viewer, slide: Slide) -> int:
     return count
 
 
+class ShownLevel:
+    """A pyramid level as napari draws it: a read that fails draws white instead of raising.
+
+    napari slices layers while drawing, where an exception becomes a traceback in the
+    viewer. A slide whose file goes away, is truncated or is closed while on screen
+    therefore shows blank tiles, and one warning per slide says what happened and what to
+    do. The core's `SlideLevelArray` keeps raising (pipelines must not paint over errors).
+    """
+
+    def __init__(self, level, warned: set):
+        self._level = level
+        self._warned = warned
+        self.shape, self.dtype, self.ndim = level.shape, level.dtype, level.ndim
+
+    def __getattr__(self, name):  # chunks, size, nbytes, level, to_dask ...
+        return getattr(self._level, name)
+
+    def __len__(self) -> int:
+        return len(self._level)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:, :, :]
+        return out.astype(dtype) if dtype is not None else out
+
+    def __getitem__(self, key) -> np.ndarray:
+        from napari_higt.slide.reader import SlideError
+
+        try:
+            return self._level[key]
+        except SlideError as exc:
+            if not self._warned:
+                self._warned.add(str(exc))
+                from napari.utils.notifications import show_warning
+
+                show_warning(f"{exc}. The view shows blank tiles there; close the layer and "
+                             "open the slide again once the file is back.")
+            # The shape the read would have had, without allocating the level.
+            shape = np.lib.stride_tricks.as_strided(
+                np.zeros(1, np.uint8), shape=self.shape, strides=(0,) * len(self.shape))[key].shape
+            return np.full(shape, 255, np.uint8)
+
+
 def slide_image_layer_data(slide: Slide) -> tuple:
     """The (data, kwargs, "image") tuple napari needs to show ``slide`` as a pyramid."""
     kwargs = slide_layer_kwargs(slide, 1.0, higt_role="slide", slide_info=slide.metadata())
     kwargs.update(name=slide.slide_id, rgb=True, multiscale=True)
-    return (slide.pyramid(), kwargs, "image")
+    warned: set = set()  # one warning per slide, shared by its levels
+    return ([ShownLevel(level, warned) for level in slide.pyramid()], kwargs, "image")
 
 
 def as_numpy_points(coords: np.ndarray) -> np.ndarray:

@@ -29,7 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=("paper", "official"),
                         help="HIGT defaults of the paper (default) or of the official code")
     parser.add_argument("--hidden", type=int, metavar="D", help="hidden size (default 256)")
-    parser.add_argument("--dropout", type=float, metavar="P")
+    parser.add_argument("--dropout", type=float, metavar="P",
+                        help="dropout of HIViT and the head (default 0.1)")
+    parser.add_argument("--gnn-dropout", type=float, metavar="P",
+                        help="dropout after each graph layer (default 0.3)")
     parser.add_argument("--folds", type=int, default=5, metavar="K",
                         help="stratified folds (default 5; the CSV's fold column wins)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S",
@@ -56,7 +59,8 @@ def config_from_args(args: argparse.Namespace):
     from napari_higt.training.engine import TrainConfig
 
     model = {"model": args.model}
-    for key in ("conv", "attention", "interaction", "preset", "hidden", "dropout"):
+    for key in ("conv", "attention", "interaction", "preset", "hidden", "dropout",
+                "gnn_dropout"):
         v = getattr(args, key, None)
         if v is not None:
             model[key] = v

@@ -19,7 +19,7 @@ import numpy as np
 from napari_higt.errors import CheckpointError, UserFacingError
 
 __all__ = ["InferenceResult", "InferenceCancelled", "run_inference", "load_cached_result",
-           "checkpoint_extractor"]
+           "checkpoint_extractor", "cached_features"]
 
 
 class InferenceCancelled(Exception):
@@ -46,6 +46,27 @@ def checkpoint_extractor(ck: dict) -> tuple[str, int]:
     cfg = ck.get("config", {})
     name = cfg.get("extractor") or "handcrafted"
     return name, int(cfg.get("in_dim") or cfg["model"]["in_dim"])
+
+
+def cached_features(slide_path: str | os.PathLike, features_dir: str | os.PathLike,
+                    extractor: str) -> Path | None:
+    """The slide's feature file in ``features_dir`` if it holds ``extractor`` features of
+    this very slide file (same content hash), else None.
+
+    Lets a checkpoint trained on features from a model file (``cnn`` weights, an ``hmgdm``
+    encoder) run on slides preprocessed earlier without that file at hand.
+    """
+    from napari_higt.features.store import FeatureStore, source_hash
+
+    path = Path(features_dir) / f"{Path(slide_path).stem}.h5"
+    attrs = FeatureStore.read_attrs(path)
+    if not attrs or attrs.get("extractor") != extractor:
+        return None
+    try:
+        same = attrs.get("source_hash") == source_hash(slide_path)
+    except OSError:
+        return None
+    return path if same else None
 
 
 def run_inference(
@@ -80,6 +101,7 @@ def run_inference(
         the checkpoint.
     InferenceCancelled
     """
+    from napari_higt.features.base import MODEL_FILE_OPTION
     from napari_higt.features.pipeline import PreprocessCancelled, preprocess_slide
     from napari_higt.graph import HierarchicalGraph
     from napari_higt.training.checkpoint import load_checkpoint
@@ -92,14 +114,22 @@ def run_inference(
     t0 = time.perf_counter()
     ck = load_checkpoint(checkpoint)
     extractor, in_dim = checkpoint_extractor(ck)
-    try:
-        fpath = preprocess_slide(
-            slide_path, features_dir, extractor, mpp=mpp,
-            extractor_config=extractor_config or {},
-            progress=lambda d, t: report("features", d, t), cancel=cancel,
-        )
-    except PreprocessCancelled:
-        raise InferenceCancelled("cancelled while computing features") from None
+    option = MODEL_FILE_OPTION.get(extractor)
+    cached = (cached_features(slide_path, features_dir, extractor)
+              if option and not (extractor_config or {}).get(option) else None)
+    if cached is not None:
+        fpath = cached
+        notes.append(f"used the {extractor} features already in {cached.name}; give the "
+                     f"extractor's {option} file to recompute them")
+    else:
+        try:
+            fpath = preprocess_slide(
+                slide_path, features_dir, extractor, mpp=mpp,
+                extractor_config=extractor_config or {},
+                progress=lambda d, t: report("features", d, t), cancel=cancel,
+            )
+        except PreprocessCancelled:
+            raise InferenceCancelled("cancelled while computing features") from None
     timings["features"] = time.perf_counter() - t0
     if cancel():
         raise InferenceCancelled("cancelled before running the model")

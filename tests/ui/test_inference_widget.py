@@ -194,6 +194,33 @@ def test_checkpoint_extractor_asks_for_its_model_file(tcga_viewer, qtbot, small_
     assert w.checkpoint_extractor is None and "choose a checkpoint" in w.extractor.text()
 
 
+def test_features_computed_earlier_need_no_model_file(tcga_viewer, qtbot, small_checkpoint,
+                                                      tmp_path, notes):
+    """A slide preprocessed earlier with a model-file extractor runs without that file: the
+    features of this very slide file are reused, and a note says so."""
+    import h5py
+
+    from napari_higt.training.checkpoint import load_checkpoint, save_checkpoint
+
+    viewer, _ = tcga_viewer
+    w = _widget(viewer, qtbot, small_checkpoint, tmp_path)
+    feats = tmp_path / "features" / "tcga-cr-7395-01a-01-ts1.h5"
+    with h5py.File(feats, "r+") as h5:  # as if `preprocess --extractor hmgdm` had made it
+        h5.attrs["extractor"] = "hmgdm"
+    ck = load_checkpoint(small_checkpoint[0])
+    hm = save_checkpoint(tmp_path / "hmgdm_model.pt", ck["state_dict"],
+                         {**ck["config"], "extractor": "hmgdm"})
+    w.checkpoint.setText(str(hm))
+    assert w.checkpoint_extractor == "hmgdm" and not w.model_file.text()
+    _run(w, qtbot)
+    assert w.last_error is None, w.last_error
+    assert any("used the hmgdm features already in" in m for _, m in notes), notes
+    # Another slide file under the same name would not match: the file is required again.
+    with h5py.File(feats, "r+") as h5:
+        h5.attrs["source_hash"] = "something else"
+    assert not w.run() and "'hmgdm' features" in notes[-1][1]
+
+
 def test_cuda_out_of_memory_falls_back_to_cpu(tcga_viewer, qtbot, small_checkpoint, tmp_path,
                                               notes, monkeypatch):
     from napari_higt.training import predict

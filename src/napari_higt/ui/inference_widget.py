@@ -136,12 +136,18 @@ class InferenceWidget(WorkerWidget):
             f"{option} file of the {self.checkpoint_extractor} extractor" if option
             else "not needed by this checkpoint's extractor")
 
-    def extractor_config(self) -> dict | None:
-        """Settings of the checkpoint's extractor; None, after a warning, if its file is missing."""
+    def extractor_config(self, slide=None) -> dict | None:
+        """Settings of the checkpoint's extractor; None, after a warning, if its file is missing
+        and ``slide`` has no features of that extractor to reuse."""
+        from napari_higt.inference import cached_features
+
         option = MODEL_FILE_OPTION.get(self.checkpoint_extractor or "")
         if option is None:
             return {}
         text = self.model_file.text().strip()
+        if not text and slide is not None and cached_features(
+                slide.path, self.features_folder(slide), self.checkpoint_extractor):
+            return {}  # run_inference reuses them and says so
         if not text or not Path(text).expanduser().is_file():
             show_warning(
                 f"This checkpoint was trained on '{self.checkpoint_extractor}' features: choose "
@@ -167,13 +173,13 @@ class InferenceWidget(WorkerWidget):
             show_warning("Choose a checkpoint file first (the … button); "
                          f"{'not found: ' + ckpt if ckpt else 'none is set'}.")
             return False
-        config = self.extractor_config()
-        if config is None:
-            return False
         sel = self._selected_slide()
         if sel is None:
             return False
         layer, slide = sel
+        config = self.extractor_config(slide)
+        if config is None:
+            return False
         path, mpp = slide.path, (slide.mpp[0] if slide.mpp else None)
         out_dir = self.features_folder(slide)
         device = self.device.currentText()

@@ -182,9 +182,9 @@ def scattered_layout(g: int, k: int, rng) -> np.ndarray:
     raise SystemExit(f"cannot scatter {k} isolated cells on a {g} x {g} grid")
 
 
-def build_slide(path: Path, layout: np.ndarray, tiles, size: int, rng, margin: int = 2) -> None:
-    from napari_higt.slide.writer import write_pyramidal_tiff
-
+def mosaic_rgb(layout: np.ndarray, tiles, size: int, rng, margin: int = 2) -> np.ndarray:
+    """RGB of a mosaic: a tile of A in every cell of the grid, of B where ``layout`` says, on
+    ``margin`` cells of glass."""
     g = layout.shape[0]
     n = g + 2 * margin
     rgb = np.full((n * size, n * size, 3), GLASS, np.uint8)
@@ -194,8 +194,14 @@ def build_slide(path: Path, layout: np.ndarray, tiles, size: int, rng, margin: i
             t = pool[rng.integers(len(pool))]
             yy, xx = (y + margin) * size, (x + margin) * size
             rgb[yy:yy + size, xx:xx + size] = t
-    write_pyramidal_tiff(path, rgb, mpp=1.0, tile=256, min_size=256, compression="jpeg",
-                         quality=90)
+    return rgb
+
+
+def build_slide(path: Path, layout: np.ndarray, tiles, size: int, rng, margin: int = 2) -> None:
+    from napari_higt.slide.writer import write_pyramidal_tiff
+
+    write_pyramidal_tiff(path, mosaic_rgb(layout, tiles, size, rng, margin), mpp=1.0, tile=256,
+                         min_size=256, compression="jpeg", quality=90)
 
 
 def regions_only(ds):

@@ -34,24 +34,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_mosaic import clustered_layout, default_tiles, scattered_layout  # noqa: E402
+from bench_mosaic import (  # noqa: E402
+    clustered_layout,
+    default_tiles,
+    mosaic_rgb,
+    scattered_layout,
+)
 
 DEMO_MPP = 2.0  # assumed: one 256 px cell = one 512 px x10 patch
 CELL = 256
-GLASS = 242
-
-
-def mosaic(layout: np.ndarray, tiles, rng, margin: int = 1) -> np.ndarray:
-    """RGB of a mosaic: tissue A everywhere on the grid, B where ``layout`` says."""
-    g = layout.shape[0]
-    n = g + 2 * margin
-    rgb = np.full((n * CELL, n * CELL, 3), GLASS, np.uint8)
-    for y in range(g):
-        for x in range(g):
-            pool = tiles["B"] if layout[y, x] else tiles["A"]
-            yy, xx = (y + margin) * CELL, (x + margin) * CELL
-            rgb[yy:yy + CELL, xx:xx + CELL] = pool[rng.integers(len(pool))]
-    return rgb
 
 
 def main() -> int:
@@ -81,8 +72,8 @@ def main() -> int:
         k = int(rng.integers(5, 9))
         layout = (clustered_layout if label == "clustered" else scattered_layout)(g, k, rng)
         path = work / "slides" / f"mosaic_{i:02d}.tif"
-        write_pyramidal_tiff(path, mosaic(layout, tiles, rng), mpp=None, tile=256,
-                             min_size=256)
+        write_pyramidal_tiff(path, mosaic_rgb(layout, tiles, CELL, rng, margin=1), mpp=None,
+                             tile=256, min_size=256)
         if i == args.slides:  # held out: the demo slide
             demo_slide = path
             continue

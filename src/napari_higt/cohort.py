@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,6 +143,23 @@ def _read_csv(path: Path, required: tuple[str, ...], what: str) -> tuple[list[st
     return header, rows
 
 
+def _slide_rows(path: Path, rows: list[dict],
+                warnings: list[str]) -> Iterator[tuple[int, str, dict]]:
+    """(line number, slide_id, row) of the rows with a slide_id seen for the first time;
+    the others are skipped with a warning."""
+    seen: set[str] = set()
+    for i, r in enumerate(rows, start=2):
+        sid = r.get("slide_id") or ""
+        if not sid:
+            warnings.append(f"{path.name} line {i}: no slide_id; row skipped")
+            continue
+        if sid in seen:
+            warnings.append(f"{path.name} line {i}: {sid} listed again; the first row is kept")
+            continue
+        seen.add(sid)
+        yield i, sid, r
+
+
 def read_predictions(path: str | os.PathLike) -> tuple[list[str], dict[str, dict], list[str]]:
     """Read ``slide_id,pred,prob_<class>...`` -> (classes, {slide_id: row}, warnings).
 
@@ -152,14 +170,7 @@ def read_predictions(path: str | os.PathLike) -> tuple[list[str], dict[str, dict
     classes = [h[len("prob_"):] for h in header if h.startswith("prob_")]
     out: dict[str, dict] = {}
     warnings: list[str] = []
-    for i, r in enumerate(rows, start=2):
-        sid = r.get("slide_id") or ""
-        if not sid:
-            warnings.append(f"{path.name} line {i}: no slide_id; row skipped")
-            continue
-        if sid in out:
-            warnings.append(f"{path.name} line {i}: {sid} listed again; the first row is kept")
-            continue
+    for i, sid, r in _slide_rows(path, rows, warnings):
         probs: dict[str, float] = {}
         for c in classes:
             v = r.get(f"prob_{c}")
@@ -186,14 +197,7 @@ def read_labels(path: str | os.PathLike) -> tuple[dict[str, str], list[str]]:
     _, rows = _read_csv(path, ("slide_id", "label"), "labels")
     out: dict[str, str] = {}
     warnings: list[str] = []
-    for i, r in enumerate(rows, start=2):
-        sid = r.get("slide_id") or ""
-        if not sid:
-            warnings.append(f"{path.name} line {i}: no slide_id; row skipped")
-            continue
-        if sid in out:
-            warnings.append(f"{path.name} line {i}: {sid} listed again; the first row is kept")
-            continue
+    for _, sid, r in _slide_rows(path, rows, warnings):
         out[sid] = r.get("label") or ""
     return out, warnings
 

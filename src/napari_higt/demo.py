@@ -66,8 +66,9 @@ def run_demo(out_dir: str | os.PathLike, slide: str | os.PathLike | None = None,
     files = demo_files() if slide is None or checkpoint is None else {}
     slide = Path(slide) if slide is not None else files["slide"]
     checkpoint = Path(checkpoint) if checkpoint is not None else files["checkpoint"]
-    if mpp is None and "meta" in files:
-        mpp = json.loads(files["meta"].read_text())["assumed_mpp"]
+    meta = json.loads(files["meta"].read_text()) if "meta" in files else None
+    if mpp is None and meta is not None:
+        mpp = meta["assumed_mpp"]
     out_dir = Path(out_dir)
     report = progress or (lambda *a: None)
     timings: dict[str, float] = {}
@@ -107,8 +108,7 @@ def run_demo(out_dir: str | os.PathLike, slide: str | os.PathLike | None = None,
         "",
         "Files: " + ", ".join(f"`{p.name}`" for p in written.values()),
     ]
-    if "meta" in files:
-        meta = json.loads(files["meta"].read_text())
+    if meta is not None:
         lines += ["", f"The demo model: {meta['what']}."]
     written["report"] = atomic_write_text(out_dir / "report.md", "\n".join(lines) + "\n")
     return DemoResult(out_dir, written, result.pred, result.probs, timings)

@@ -20,3 +20,16 @@ def notes(monkeypatch):
                 monkeypatch.setattr(mod, kind,
                                     lambda msg, kind=kind: seen.append((kind, str(msg))))
     return seen
+
+
+def open_slide(viewer, path, mpp=None):
+    """Open ``path`` with the plugin's reader, as File > Open does; with ``mpp``, state its
+    scale as the Slide widget's *Set scale* does. Returns the slide layer."""
+    from napari_higt.ui.layers import apply_slide_scale, slide_of_layer
+
+    (layer,) = viewer.open(str(path), plugin="napari-higt")
+    if mpp is not None:
+        slide = slide_of_layer(layer)
+        slide.set_mpp(mpp)
+        apply_slide_scale(viewer, slide)
+    return layer

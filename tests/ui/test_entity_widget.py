@@ -7,7 +7,8 @@ import pytest
 
 from napari_higt.ui import entity_widget as ew
 from napari_higt.ui.app import save_screenshot
-from napari_higt.ui.layers import apply_slide_scale, slide_of_layer
+from napari_higt.ui.layers import slide_of_layer
+from tests.ui.conftest import open_slide
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
 
@@ -23,22 +24,13 @@ def encoder(tmp_path_factory, tissue_rgb):
     return save_hmgdm_checkpoint(tmp_path_factory.mktemp("enc") / "enc.pt", model)
 
 
-def _open(viewer, path, mpp=None):
-    (layer,) = viewer.open(str(path), plugin="napari-higt")
-    if mpp is not None:
-        slide = slide_of_layer(layer)
-        slide.set_mpp(mpp)
-        apply_slide_scale(viewer, slide)
-    return layer
-
-
 def test_entities_of_the_patch_in_view(make_napari_viewer, qtbot, notes, tcga_path, encoder):
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1500, 950)
     _, w = viewer.window.add_plugin_dock_widget("napari-higt", "Entity overlay")
     assert not w.run()
     assert "No slide selected" in notes[-1][1]
-    image = _open(viewer, tcga_path, mpp=1.0)
+    image = open_slide(viewer, tcga_path, mpp=1.0)
     slide = slide_of_layer(image)
     # Centre the view on a tissue point: at 1.0 µm/px an x10 patch is 512 px = 512 µm.
     target = (2000.0, 1700.0)  # (y, x) µm
@@ -86,7 +78,7 @@ def test_entities_of_the_patch_in_view(make_napari_viewer, qtbot, notes, tcga_pa
     save_screenshot(viewer, DOCS / "entity_widget.png")
 
     # A slide at 0.499 µm/px: the x10 patch is resampled, the layers still land in µm.
-    cmu = _open(viewer, Path(tcga_path).with_name("cmu-1-small-region.svs"))
+    cmu = open_slide(viewer, Path(tcga_path).with_name("cmu-1-small-region.svs"))
     viewer.layers.selection.active = cmu
     viewer.scene.camera.center = (800.0, 700.0)
     w.encoder.setText("")
@@ -106,7 +98,7 @@ def test_entities_of_the_patch_in_view(make_napari_viewer, qtbot, notes, tcga_pa
 
 def test_cancel_and_bad_encoder(make_napari_viewer, qtbot, notes, tcga_path, tmp_path):
     viewer = make_napari_viewer()
-    _open(viewer, tcga_path, mpp=1.0)
+    open_slide(viewer, tcga_path, mpp=1.0)
     _, w = viewer.window.add_plugin_dock_widget("napari-higt", "Entity overlay")
     assert w.run()
     w.cancel_button.click()

@@ -6,17 +6,9 @@ import numpy as np
 
 from napari_higt.ui.app import save_screenshot
 from napari_higt.ui.layers import apply_slide_scale, slide_of_layer
+from tests.ui.conftest import open_slide
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
-
-
-def _open(viewer, path, mpp=None):
-    (layer,) = viewer.open(str(path), plugin="napari-higt")
-    if mpp is not None:
-        slide = slide_of_layer(layer)
-        slide.set_mpp(mpp)
-        apply_slide_scale(viewer, slide)
-    return layer
 
 
 def _dock(viewer):
@@ -31,7 +23,7 @@ def test_build_graph_shows_it_in_um(make_napari_viewer, qtbot, tmp_path, notes, 
     w = _dock(viewer)
     assert not w.run()  # no slide
     assert notes[-1][0] == "show_warning" and "No slide selected" in notes[-1][1]
-    image = _open(viewer, tcga_path)
+    image = open_slide(viewer, tcga_path)
     assert not w.run()  # no scale: names the Slide widget's field
     assert "'Pixel size' field of the Slide widget" in notes[-1][1]
     slide = slide_of_layer(image)
@@ -84,7 +76,7 @@ def test_build_graph_shows_it_in_um(make_napari_viewer, qtbot, tmp_path, notes, 
 
 def test_cancel_and_close_while_running(make_napari_viewer, qtbot, tmp_path, notes, tcga_path):
     viewer = make_napari_viewer()
-    _open(viewer, tcga_path, mpp=1.0)
+    open_slide(viewer, tcga_path, mpp=1.0)
     w = _dock(viewer)
     w.features_dir.setText(str(tmp_path / "a"))
     assert w.run()

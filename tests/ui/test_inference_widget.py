@@ -13,17 +13,13 @@ from napari_higt.ui.inference_widget import InferenceWidget
 from napari_higt.ui.inspector_widget import InspectorWidget, node_summary
 from napari_higt.ui.layers import slide_of_layer
 from napari_higt.ui.results import RESULT_KEY
+from tests.ui.conftest import open_slide
 
 
 @pytest.fixture
 def tcga_viewer(make_napari_viewer, tcga_path):
     viewer = make_napari_viewer(show=True)
-    (layer,) = viewer.open(str(tcga_path), plugin="napari-higt")
-    slide_of_layer(layer).set_mpp(1.0)
-    from napari_higt.ui.layers import apply_slide_scale
-
-    apply_slide_scale(viewer, slide_of_layer(layer))
-    return viewer, layer
+    return viewer, open_slide(viewer, tcga_path, mpp=1.0)
 
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"

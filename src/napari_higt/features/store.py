@@ -20,11 +20,12 @@ never half of one; a failed write (disk full, killed process) leaves no ``.h5`` 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ import numpy as np
 
 from napari_higt.errors import FeatureError
 
-__all__ = ["FeatureStore", "StoredFeatures", "source_hash", "FORMAT_VERSION"]
+__all__ = ["FeatureStore", "StoredFeatures", "source_hash", "atomic_feature_file",
+           "FORMAT_VERSION"]
 
 LEVELS = ("thumbnail", "x5", "x10")
 FORMAT_VERSION = 1
@@ -75,6 +77,36 @@ def _py(v: Any) -> Any:
         return v.tolist()
     return v
 
+
+
+@contextlib.contextmanager
+def atomic_feature_file(path: Path, what: str | None = None) -> Iterator[Path]:
+    """Yield a temporary file beside feature file ``path``; fsync and rename it onto
+    ``path`` when the block ends.
+
+    The temporary name (``.<name>.<pid>.<random>.tmp``) is the one
+    `FeatureStore.remove_stale_tmp` recognises, so files left by a killed writer are cleaned
+    up. On any exception the temporary file is removed and ``path`` is untouched; OS errors
+    (a full disk above all) become `FeatureError` naming ``what`` (default: the path).
+    """
+    what = what or str(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            if exc.errno == errno.ENOSPC:
+                raise FeatureError(
+                    f"no space left on the device while writing {what}; nothing was written "
+                    "(the previous file, if any, is intact). Free some space and run again"
+                ) from exc
+            raise FeatureError(f"writing {what} failed: {exc}") from exc
+        raise
 
 @dataclass
 class StoredFeatures:
@@ -160,37 +192,19 @@ class FeatureStore:
         level_attrs = {k: dict(v) for k, v in (level_attrs or {}).items()}
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with h5py.File(tmp, "w") as h5:
-                for k, v in attrs.items():
-                    h5.attrs[k] = _attr(v)
-                for lvl, (c, f) in arrays.items():
-                    g = h5.create_group(lvl)
-                    g.create_dataset("coords", data=c)
-                    chunks = (min(len(f), 1024), f.shape[1]) if len(f) and f.shape[1] else None
-                    g.create_dataset("features", data=f, chunks=chunks)
-                    for k in _GROUP_COPY:
-                        if k in attrs:
-                            g.attrs[k] = _attr(attrs[k])
-                    for k, v in level_attrs.get(lvl, {}).items():
-                        g.attrs[k] = _attr(v)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException as exc:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-            if isinstance(exc, OSError):
-                if exc.errno == errno.ENOSPC:
-                    raise FeatureError(
-                        f"no space left on the device while writing {path}; nothing was written "
-                        "(the previous file, if any, is intact). Free some space and run again"
-                    ) from exc
-                raise FeatureError(f"writing {path} failed: {exc}") from exc
-            raise
+        with atomic_feature_file(path) as tmp, h5py.File(tmp, "w") as h5:
+            for k, v in attrs.items():
+                h5.attrs[k] = _attr(v)
+            for lvl, (c, f) in arrays.items():
+                g = h5.create_group(lvl)
+                g.create_dataset("coords", data=c)
+                chunks = (min(len(f), 1024), f.shape[1]) if len(f) and f.shape[1] else None
+                g.create_dataset("features", data=f, chunks=chunks)
+                for k in _GROUP_COPY:
+                    if k in attrs:
+                        g.attrs[k] = _attr(attrs[k])
+                for k, v in level_attrs.get(lvl, {}).items():
+                    g.attrs[k] = _attr(v)
         return path
 
     # ------------------------------------------------------------------ reading

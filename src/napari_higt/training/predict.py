@@ -30,7 +30,6 @@ import io
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from napari_higt.errors import CheckpointError, FeatureError
+from napari_higt.features.store import atomic_feature_file
 
 __all__ = ["Prediction", "predict_slides", "write_predictions_csv", "node_scores",
            "write_node_scores", "read_node_scores", "EXPLAIN_GROUP"]
@@ -109,8 +109,7 @@ def write_node_scores(path: str | os.PathLike, scores: dict[str, np.ndarray],
     path = Path(path)
     if not path.is_file():
         raise FeatureError(f"feature file not found: {path}")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_feature_file(path, f"node scores into {path}") as tmp:
         shutil.copy2(path, tmp)
         with h5py.File(tmp, "a") as h5:
             if EXPLAIN_GROUP in h5:
@@ -125,17 +124,6 @@ def write_node_scores(path: str | os.PathLike, scores: dict[str, np.ndarray],
                 g.create_dataset("coords", data=np.asarray(coords, dtype=np.int64))
             for name, v in scores.items():
                 g.create_dataset(name, data=np.asarray(v, dtype=np.float32))
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise FeatureError(f"writing node scores into {path} failed: {exc}") from exc
-        raise
     return path
 
 

@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
 
 from napari_higt.cohort import Cohort, CohortRow, scan_cohort
 from napari_higt.errors import UserFacingError
+from napari_higt.ui.forms import path_row
 from napari_higt.ui.layers import SLIDE_KEY, release_slide
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,15 +61,12 @@ class _NumberItem(QTableWidgetItem):
         return super().__lt__(other)
 
 
-def _path_row(label: str, edit: QLineEdit, browse) -> QHBoxLayout:
-    row = QHBoxLayout()
-    row.addWidget(edit)
+def _path_row(label: str, edit: QLineEdit, browse) -> QWidget:
     button = QPushButton("…")
     button.setMaximumWidth(32)
     button.setToolTip(f"Choose the {label}")
     button.clicked.connect(browse)
-    row.addWidget(button)
-    return row
+    return path_row(edit, button)
 
 
 class CohortWidget(QWidget):

@@ -194,8 +194,7 @@ class EntityWidget(WorkerWidget):
         return patch_origin_at(slide, (cx / ux, cy / uy)), "the centre of the view"
 
     def run(self) -> bool:
-        if self.running:
-            show_warning("Computing entities is already running; wait for it or press Cancel.")
+        if self._busy("Computing entities"):
             return False
         sel = self._selected_slide()
         if sel is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from napari.utils.notifications import show_info, show_warning
+from napari.utils.notifications import show_info
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -137,7 +137,7 @@ class GraphWidget(WorkerWidget):
 
     def refresh(self, event=None) -> None:
         layer = find_slide_layer(self.viewer)
-        slide = slide_of_layer(layer) if layer is not None else None
+        slide = slide_of_layer(layer)
         if slide is None:
             self.slide_label.setText("No slide open.")
             return
@@ -163,8 +163,7 @@ class GraphWidget(WorkerWidget):
 
     def run(self) -> bool:
         """Preprocess (if needed) and show the graph of the selected slide."""
-        if self.running:
-            show_warning("Building a graph is already running; wait for it or press Cancel.")
+        if self._busy("Building a graph"):
             return False
         sel = self._selected_slide()
         if sel is None:

@@ -11,17 +11,16 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
     QVBoxLayout,
-    QWidget,
 )
 
 from napari_higt.devices import available_devices
 from napari_higt.errors import UserFacingError
 from napari_higt.features.base import MODEL_FILE_OPTION
+from napari_higt.ui.forms import path_row
 from napari_higt.ui.layers import features_folder, slide_of_layer
 from napari_higt.ui.results import RESULT_KEY, show_cached_results, show_result
 from napari_higt.ui.worker import WorkerWidget
@@ -32,15 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_higt.inference import InferenceResult
 
 __all__ = ["InferenceWidget"]
-
-
-def _path_row(edit: QLineEdit, button: QPushButton) -> QWidget:
-    box = QWidget()
-    row = QHBoxLayout(box)
-    row.setContentsMargins(0, 0, 0, 0)
-    row.addWidget(edit)
-    row.addWidget(button)
-    return box
 
 
 class InferenceWidget(WorkerWidget):
@@ -76,9 +66,9 @@ class InferenceWidget(WorkerWidget):
         self.prediction = QLabel("No prediction yet.")
         self.prediction.setWordWrap(True)
         form = QFormLayout()
-        form.addRow("Checkpoint", _path_row(self.checkpoint, browse))
+        form.addRow("Checkpoint", path_row(self.checkpoint, browse))
         form.addRow("Extractor", self.extractor)
-        form.addRow("Weights / encoder", _path_row(self.model_file, model_browse))
+        form.addRow("Weights / encoder", path_row(self.model_file, model_browse))
         form.addRow("Device", self.device)
         form.addRow("Features", self.features_dir)
         layout = QVBoxLayout(self)
@@ -165,8 +155,7 @@ class InferenceWidget(WorkerWidget):
         """Start inference on the selected slide (False, with a notification, if it can't)."""
         from napari_higt.inference import run_inference
 
-        if self.running:
-            show_warning("Inference is already running; wait for it or press Cancel.")
+        if self._busy("Inference"):
             return False
         ckpt = self.checkpoint.text().strip()
         if not ckpt or not Path(ckpt).is_file():

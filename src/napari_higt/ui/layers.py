@@ -98,7 +98,7 @@ def units(slide: Slide) -> tuple[str, str]:
 
 
 def slide_of_layer(layer) -> Slide | None:
-    """The open `Slide` a layer shows, or None for layers that are not from a slide."""
+    """The open `Slide` a layer shows; None for ``None`` and for layers not from a slide."""
     path = getattr(layer, "metadata", {}).get(SLIDE_KEY)
     return _OPEN_SLIDES.get(path) if path else None
 
@@ -117,7 +117,7 @@ def find_slide_layer(viewer: napari.Viewer):
         if slide_of_layer(layer) is not None and layer.metadata.get("higt_role") == "slide":
             return layer
     for layer in candidates:  # an overlay of a slide leads to the slide itself
-        slide = slide_of_layer(layer) if layer is not None else None
+        slide = slide_of_layer(layer)
         if slide is not None:
             for other in viewer.layers:
                 if other.metadata.get(SLIDE_KEY) == str(slide.path) and \

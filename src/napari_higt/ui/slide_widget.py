@@ -59,7 +59,7 @@ class SlideWidget(QWidget):
 
     def refresh(self, event=None) -> None:
         layer = find_slide_layer(self.viewer)
-        slide = slide_of_layer(layer) if layer is not None else None
+        slide = slide_of_layer(layer)
         if slide is None:
             self.info.setText("No slide open. File > Open a slide, or File > Open Sample.")
             return

@@ -26,7 +26,6 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QHeaderView,
     QLineEdit,
     QPushButton,
@@ -34,10 +33,10 @@ from qtpy.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
-    QWidget,
 )
 
 from napari_higt.devices import available_devices
+from napari_higt.ui.forms import path_row
 from napari_higt.ui.worker import Cancelled, WorkerWidget
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,15 +50,6 @@ __all__ = ["TABLE_COLUMNS", "TrainingWidget"]
 TABLE_COLUMNS: tuple[str, ...] = ("Fold", "Best epoch", "AUC", "ACC")
 #: Minimum seconds between two redraws of the curves.
 REDRAW_INTERVAL = 0.2
-
-
-def _path_row(edit: QLineEdit, button: QPushButton) -> QWidget:
-    box = QWidget()
-    row = QHBoxLayout(box)
-    row.setContentsMargins(0, 0, 0, 0)
-    row.addWidget(edit)
-    row.addWidget(button)
-    return box
 
 
 def _fmt(v: float, digits: int = 3) -> str:
@@ -179,9 +169,9 @@ class TrainingWidget(WorkerWidget):
         self.device.setToolTip("auto = the first of: " + ", ".join(available_devices()))
 
         form = QFormLayout()
-        form.addRow("Features", _path_row(self.features_dir, b_feat))
-        form.addRow("Labels CSV", _path_row(self.labels_csv, b_csv))
-        form.addRow("Output run", _path_row(self.out_dir, b_out))
+        form.addRow("Features", path_row(self.features_dir, b_feat))
+        form.addRow("Labels CSV", path_row(self.labels_csv, b_csv))
+        form.addRow("Output run", path_row(self.out_dir, b_out))
         form.addRow("Model", self.model)
         form.addRow(self.higt_box)
         form.addRow("Hidden size", self.hidden)
@@ -231,7 +221,7 @@ class TrainingWidget(WorkerWidget):
         layout.addWidget(self._controls())
         layout.addWidget(self.canvas)
         layout.addWidget(self.table)
-        layout.addWidget(_path_row(self.checkpoint, self.use_button))
+        layout.addWidget(path_row(self.checkpoint, self.use_button))
         layout.addStretch(1)
         self.run_button.clicked.connect(self.run)
         self.train_event.connect(self._on_event)
@@ -285,8 +275,7 @@ class TrainingWidget(WorkerWidget):
         from napari_higt.models import resolve_config
         from napari_higt.training.dataset import read_labels
 
-        if self.running:
-            show_warning("Training is already running; wait for it or press Cancel.")
+        if self._busy("Training"):
             return False
         ftext = self.features_dir.text().strip()
         if not ftext:

@@ -103,13 +103,20 @@ class WorkerWidget(QWidget):
         """The running worker (None when idle)."""
         return self._job.worker if self._job is not None else None
 
+    def _busy(self, what: str) -> bool:
+        """True (and a notification) while a job runs: checked before a run validates its
+        inputs, so a second press warns about the run, not about the inputs."""
+        if self._job is None:
+            return False
+        show_warning(f"{what} is already running; wait for it or press Cancel.")
+        return True
+
     def _start(self, func: Callable[[Callable, Callable], Any], on_done: Callable[[Any], None],
                what: str) -> bool:
         """Run ``func`` in the background; False (and a notification) when a job runs."""
         from napari.qt.threading import create_worker
 
-        if self._job is not None:
-            show_warning(f"{what} is already running; wait for it or press Cancel.")
+        if self._busy(what):
             return False
         job = _Job()
         sig = self.progress
@@ -201,7 +208,7 @@ class WorkerWidget(QWidget):
     def _selected_slide(self, need_mpp: bool = True):
         """(layer, slide) of the selected slide, or None after a notification."""
         layer = find_slide_layer(self.viewer)
-        slide = slide_of_layer(layer) if layer is not None else None
+        slide = slide_of_layer(layer)
         if slide is None:
             show_warning("No slide selected: open a slide (File > Open, or File > Open Sample) "
                          "and select its layer.")

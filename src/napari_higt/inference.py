@@ -103,7 +103,7 @@ def run_inference(
     """
     from napari_higt.features.base import MODEL_FILE_OPTION
     from napari_higt.features.pipeline import PreprocessCancelled, preprocess_slide
-    from napari_higt.graph import HierarchicalGraph
+    from napari_higt.features.store import read_graph
     from napari_higt.training.checkpoint import load_checkpoint
     from napari_higt.training.predict import predict_slides
 
@@ -154,7 +154,7 @@ def run_inference(
         raise InferenceCancelled("cancelled before running the model")
     timings["model"] = time.perf_counter() - t1
     p = preds[0]
-    graph = HierarchicalGraph.from_store(fpath, extractor=extractor, dim=in_dim)
+    graph = read_graph(fpath, extractor=extractor, dim=in_dim)
     if graph.num_nodes != p.num_nodes:
         raise CheckpointError(f"node count changed between prediction and display for {fpath}")
     return InferenceResult(p.slide_id, Path(fpath), p.pred, p.probs, graph, p.scores,
@@ -169,7 +169,7 @@ def load_cached_result(feature_path: str | os.PathLike) -> InferenceResult | Non
     UserFacingError
         When the cached scores do not fit the file's graph (the file was rewritten).
     """
-    from napari_higt.graph import HierarchicalGraph
+    from napari_higt.features.store import read_graph
     from napari_higt.training.predict import read_node_scores
 
     feature_path = Path(feature_path)
@@ -179,7 +179,7 @@ def load_cached_result(feature_path: str | os.PathLike) -> InferenceResult | Non
     if cached is None:
         return None
     scores, attrs = cached
-    graph = HierarchicalGraph.from_store(feature_path)
+    graph = read_graph(feature_path)
     level = scores.pop("level", None)
     scores.pop("coords", None)
     if level is not None and (len(level) != graph.num_nodes

@@ -7,8 +7,8 @@ import pytest
 
 from napari_higt.errors import FeatureError, SlideError
 from napari_higt.features.pipeline import PreprocessCancelled, preprocess_slide, run_slide
-from napari_higt.features.store import FeatureStore
-from napari_higt.graph import EDGE_SPATIAL, HierarchicalGraph
+from napari_higt.features.store import FeatureStore, read_graph
+from napari_higt.graph import EDGE_SPATIAL
 
 from .conftest import CELL, LAYOUT, PATCH
 
@@ -33,7 +33,7 @@ def test_layout_slide_end_to_end(layout_slide, tmp_path):
     assert calls[0] == (0, 21) and calls[-1] == (21, 21)
     assert [c[0] for c in calls] == sorted(c[0] for c in calls)
 
-    g = HierarchicalGraph.from_store(p)
+    g = read_graph(p)
     assert g.counts() == {"thumbnail": 1, "x5": 6, "x10": 14} and g.synthesized_regions == 0
     # children per region: 4, 1, 3 (a hole), 2, 2, 2
     region_of = {tuple((g.coords[i] // (2 * CELL)).tolist()): i for i in np.nonzero(g.level == 1)[0]}
@@ -114,14 +114,14 @@ def test_cli_preprocess(layout_slide, tcga_path, cmu1_path, tmp_path, capsys):
     assert "cmu-1-small-region" in out and "done" in out
     assert "--mpp" in err and "broken" in err
     assert "1 done, 0 up to date, 2 failed" in out
-    cmu = HierarchicalGraph.from_store(tmp_path / "out" / "cmu-1-small-region.h5")
+    cmu = read_graph(tmp_path / "out" / "cmu-1-small-region.h5")
     assert cmu.counts() == {"thumbnail": 1, "x5": 1, "x10": 2}
 
     rc = main(["preprocess", str(tcga_path), str(cmu1_path), "--mpp", "0.5", "--out",
                str(tmp_path / "out"), "--batch-size", "8"])
     out, _ = capsys.readouterr()
     assert rc == 0, out
-    g = HierarchicalGraph.from_store(tmp_path / "out" / "tcga-cr-7395-01a-01-ts1.h5")
+    g = read_graph(tmp_path / "out" / "tcga-cr-7395-01a-01-ts1.h5")
     assert g.counts() == {"thumbnail": 1, "x5": 4, "x10": 11}
     # cmu keeps its own 0.499 µm/px: unchanged, so up to date; --force-mpp recomputes it
     assert "1 done, 1 up to date, 0 failed" in out

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_higt.errors import FeatureError, GraphError
-from napari_higt.features.store import FeatureStore
+from napari_higt.features.store import FeatureStore, read_graph
 from napari_higt.graph import EDGE_SCALE, EDGE_SPATIAL, HierarchicalGraph, spatial_edges
 
 S10 = 100  # level-0 px of an x10 patch in these grids; regions are 200
@@ -194,15 +194,15 @@ def test_from_store_roundtrip_and_checks(small, tmp_path):
         attrs={"extractor": "handcrafted"},
         level_attrs={"x10": {"patch_size_level0": S10}, "x5": {"patch_size_level0": 2 * S10}},
     )
-    g = HierarchicalGraph.from_store(p)
+    g = read_graph(p)
     ref = HierarchicalGraph.from_arrays(coords, feats, patch_size={"x10": S10})
     assert g.slide_id == "s"
     np.testing.assert_array_equal(g.edge_index, ref.edge_index)
     np.testing.assert_allclose(g.x, ref.x, rtol=1e-6)
     with pytest.raises(FeatureError, match="'handcrafted' extractor"):
-        HierarchicalGraph.from_store(p, extractor="cnn")
+        read_graph(p, extractor="cnn")
     with pytest.raises(FeatureError, match="8-dim"):
-        HierarchicalGraph.from_store(p, dim=1024)
+        read_graph(p, dim=1024)
 
 
 def test_from_clam_file(tmp_path):
@@ -214,7 +214,7 @@ def test_from_clam_file(tmp_path):
         c = h5.create_dataset("coords", data=g10 * 256)
         c.attrs["patch_size"] = 256
         c.attrs["patch_level"] = 0
-    g = HierarchicalGraph.from_store(tmp_path / "clam.h5")
+    g = read_graph(tmp_path / "clam.h5")
     # regions (0,0) [patches (0,0) (1,0)] and (1,0) [(2,0) (3,1)] are made up: ids 1, 2;
     # patches are ids 3..6
     assert g.counts() == {"thumbnail": 1, "x5": 2, "x10": 4}

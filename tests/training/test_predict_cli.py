@@ -71,11 +71,11 @@ def test_cli_train_then_predict(feature_folder, tmp_path, capsys):
     for r in rows:
         assert r["pred"] in ("benign", "tumour")
         assert float(r["prob_benign"]) + float(r["prob_tumour"]) == pytest.approx(1, abs=1e-5)
-    from napari_higt.graph.hierarchy import HierarchicalGraph
+    from napari_higt.features.store import read_graph
 
     for f in files:
         scores, attrs = read_node_scores(f)
-        g = HierarchicalGraph.from_store(f)
+        g = read_graph(f)
         assert scores["node_importance"].shape == (g.num_nodes,)
         assert np.array_equal(scores["level"], g.level)
         assert {"ihpool_score", "ssa_context", "bi_region_to_patch"} <= set(scores)
@@ -88,7 +88,8 @@ def test_cli_train_then_predict(feature_folder, tmp_path, capsys):
 
 
 def test_predict_refuses_mismatched_features(feature_folder, tmp_path):
-    from napari_higt.training.engine import TrainConfig, train_cross_validation
+    from napari_higt.training.config import TrainConfig
+    from napari_higt.training.engine import train_cross_validation
     from tests.training._synth import write_feature_files
 
     folder, labels = feature_folder
@@ -120,7 +121,8 @@ def test_train_cli_resume_refuses_other_settings(feature_folder, tmp_path, capsy
 
 
 def test_csv_folds_are_used(feature_folder, tmp_path):
-    from napari_higt.training.engine import TrainConfig, train_cross_validation
+    from napari_higt.training.config import TrainConfig
+    from napari_higt.training.engine import train_cross_validation
 
     folder, labels = feature_folder
     lines = labels.read_text().strip().splitlines()

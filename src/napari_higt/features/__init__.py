@@ -18,7 +18,7 @@ from napari_higt.features.base import (
     get_extractor,
     register_extractor,
 )
-from napari_higt.features.store import FeatureStore, StoredFeatures, source_hash
+from napari_higt.features.store import FeatureStore, StoredFeatures, read_graph, source_hash
 
 __all__ = [
     "FeatureExtractor",
@@ -28,6 +28,7 @@ __all__ = [
     "available_extractors",
     "config_hash",
     "get_extractor",
+    "read_graph",
     "preprocess_slide",
     "register_extractor",
     "source_hash",

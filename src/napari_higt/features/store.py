@@ -13,28 +13,26 @@ Layout (``../shared/DESIGN.md``)::
 A single-level CLAM/TRIDENT file (``coords`` and ``features`` datasets at the root) is read
 as the ``x10`` level (its own magnification, when recorded, is kept in ``level_attrs``).
 
-Writes go to a hidden temporary file in the same folder, are flushed and fsync-ed, then
-renamed over the target with ``os.replace``: a reader sees the old file or the new one,
-never half of one; a failed write (disk full, killed process) leaves no ``.h5`` behind.
+Writes are atomic (`napari_higt.io.atomic_path`): a reader sees the old file or the new
+one, never half of one; a failed write (disk full, killed process) leaves no ``.h5`` behind.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import os
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from napari_higt.errors import FeatureError
+from napari_higt.errors import FeatureError, FeatureStorageError
+from napari_higt.graph.hierarchy import HierarchicalGraph
+from napari_higt.io import atomic_path, remove_stale_tmp
 
-__all__ = ["FeatureStore", "StoredFeatures", "source_hash", "atomic_feature_file",
+__all__ = ["FeatureStore", "StoredFeatures", "read_graph", "source_hash", "atomic_feature_file",
            "FORMAT_VERSION"]
 
 LEVELS = ("thumbnail", "x5", "x10")
@@ -79,34 +77,14 @@ def _py(v: Any) -> Any:
 
 
 
-@contextlib.contextmanager
-def atomic_feature_file(path: Path, what: str | None = None) -> Iterator[Path]:
-    """Yield a temporary file beside feature file ``path``; fsync and rename it onto
-    ``path`` when the block ends.
+def atomic_feature_file(path: Path, what: str | None = None):
+    """`napari_higt.io.atomic_path` for a feature file: OS errors become `FeatureError`.
 
-    The temporary name (``.<name>.<pid>.<random>.tmp``) is the one
-    `FeatureStore.remove_stale_tmp` recognises, so files left by a killed writer are cleaned
-    up. On any exception the temporary file is removed and ``path`` is untouched; OS errors
-    (a full disk above all) become `FeatureError` naming ``what`` (default: the path).
+    A full disk or read-only folder raises `FeatureStorageError` naming ``what`` (default:
+    the path); ``path`` is untouched and no temporary file is left.
     """
-    what = what or str(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            if exc.errno == errno.ENOSPC:
-                raise FeatureError(
-                    f"no space left on the device while writing {what}; nothing was written "
-                    "(the previous file, if any, is intact). Free some space and run again"
-                ) from exc
-            raise FeatureError(f"writing {what} failed: {exc}") from exc
-        raise
+    return atomic_path(path, what, error=FeatureStorageError)
+
 
 @dataclass
 class StoredFeatures:
@@ -320,31 +298,29 @@ class FeatureStore:
         return (bool(a) and a.get("source_hash") == source
                 and a.get("extractor_config_hash") == config)
 
-    @staticmethod
-    def remove_stale_tmp(path: str | os.PathLike) -> int:
-        """Delete temporary files left by interrupted writes of ``path`` (dead writers only)."""
-        path = Path(path)
-        n = 0
-        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-            try:
-                pid = int(tmp.name[len(path.name) + 2:].split(".")[0])
-            except ValueError:
-                continue
-            if _alive(pid):
-                continue
-            try:
-                tmp.unlink()
-                n += 1
-            except OSError:
-                pass
-        return n
+    #: Delete temporary files left by interrupted writes of a path (dead writers only).
+    remove_stale_tmp = staticmethod(remove_stale_tmp)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def read_graph(path: str | Path, extractor: str | None = None,
+               dim: int | None = None) -> HierarchicalGraph:
+    """The hierarchical graph of one feature file, in the node order every consumer uses.
+
+    Parameters
+    ----------
+    path
+        A feature file (this project's layout or CLAM/TRIDENT single-level).
+    extractor, dim
+        When given, must match the file, else :class:`~napari_higt.errors.FeatureError`.
+
+    Returns
+    -------
+    HierarchicalGraph
+        Built by :meth:`HierarchicalGraph.from_arrays` with the patch sizes the file records.
+    """
+    data = FeatureStore.read(path, extractor=extractor, dim=dim)
+    sizes = {lvl: float(a["patch_size_level0"]) for lvl, a in data.level_attrs.items()
+             if "patch_size_level0" in a}
+    return HierarchicalGraph.from_arrays(
+        data.coords, data.features, patch_size=sizes or None, slide_id=Path(path).stem
+    )

@@ -227,25 +227,6 @@ class HierarchicalGraph:
             patch_size={"x10": s10, "x5": s5}, slide_id=slide_id, synthesized_regions=n_synth,
         )
 
-    @classmethod
-    def from_store(
-        cls, path: str | Path, extractor: str | None = None, dim: int | None = None
-    ) -> HierarchicalGraph:
-        """Build the graph of one feature file (see :class:`napari_higt.features.FeatureStore`).
-
-        ``extractor`` / ``dim``, when given, must match the file (else ``FeatureError``).
-        """
-        from napari_higt.features.store import FeatureStore
-
-        data = FeatureStore.read(path, extractor=extractor, dim=dim)
-        sizes = {}
-        for lvl, a in data.level_attrs.items():
-            if "patch_size_level0" in a:
-                sizes[lvl] = float(a["patch_size_level0"])
-        return cls.from_arrays(
-            data.coords, data.features, patch_size=sizes or None, slide_id=Path(path).stem
-        )
-
     # ------------------------------------------------------------------ views
     @property
     def num_nodes(self) -> int:

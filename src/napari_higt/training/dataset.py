@@ -7,7 +7,7 @@ means ``class_names[i]`` everywhere (logits, checkpoints, prediction CSVs).
 ``SlideGraphDataset.from_folder(features_dir, labels_csv)`` pairs every labelled slide with
 ``<features_dir>/<slide_id>.h5``; slides with a label but no feature file, and feature files
 with no label, are listed in ``missing_features`` / ``unlabelled`` and skipped with one
-warning. Graphs are built on demand (``HierarchicalGraph.from_store(...).to_pyg()``) and kept
+warning. Graphs are built on demand (``features.store.read_graph(...).to_pyg()``) and kept
 in memory when ``cache=True``. ``SlideGraphDataset.from_graphs`` wraps graphs already in memory
 (tests, notebooks, the benchmark).
 """
@@ -116,9 +116,9 @@ def read_labels(path: str | os.PathLike) -> LabelTable:
 def load_graph(path: str | os.PathLike, extractor: str | None = None,
                dim: int | None = None) -> Any:
     """PyG ``Data`` of one feature file (``slide_id`` set, ``num_nodes`` set)."""
-    from napari_higt.graph.hierarchy import HierarchicalGraph
+    from napari_higt.features.store import read_graph
 
-    g = HierarchicalGraph.from_store(path, extractor=extractor, dim=dim)
+    g = read_graph(path, extractor=extractor, dim=dim)
     data = g.to_pyg()
     data.slide_id = g.slide_id or Path(path).stem
     return data

@@ -13,9 +13,9 @@ can paint them without rerunning the model:
       bi_region_to_patch, bi_patch_to_region, mil_attention   (N,) float32 each, when the
                                   model has them (names as in ``explain.maps.SCORE_INFO``)
       edge_attention (E,) float32 RAConv(+) layer-1 coefficient of every input edge (edge
-                                  order of ``HierarchicalGraph.from_store``)
+                                  order of ``features.store.read_graph``)
 
-The node order is the one of ``HierarchicalGraph.from_store`` on the same file (it may hold
+The node order is the one of ``features.store.read_graph`` on the same file (it may hold
 more x5 nodes than the file when regions were made up for orphan patches).
 
 The feature file is updated atomically: it is copied to a temporary file beside it, the
@@ -237,7 +237,7 @@ def predictions_csv_text(preds: Sequence[Prediction], class_names: Sequence[str]
 def write_predictions_csv(path: str | os.PathLike, preds: Sequence[Prediction],
                           class_names: Sequence[str] | None = None) -> Path:
     """``slide_id,pred,prob_<class>...`` written atomically."""
-    from napari_higt.export.io import atomic_write_text
+    from napari_higt.io import atomic_write_text
 
     if class_names is None:
         class_names = list(preds[0].probs) if preds else []

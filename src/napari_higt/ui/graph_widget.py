@@ -57,7 +57,7 @@ def build_slide_graph(slide_path, out_dir, extractor: str = "handcrafted", mpp=N
                       overwrite: bool = False, progress=None, cancel=None) -> GraphBuild:
     """Preprocess a slide (skipped when up to date), then its graph and node tissue fractions."""
     from napari_higt.features.pipeline import PreprocessCancelled, run_slide
-    from napari_higt.graph import HierarchicalGraph
+    from napari_higt.features.store import read_graph
     from napari_higt.slide import Slide
 
     res = run_slide(slide_path, out_dir, extractor, mpp=mpp, extractor_config=extractor_config,
@@ -65,7 +65,7 @@ def build_slide_graph(slide_path, out_dir, extractor: str = "handcrafted", mpp=N
                     cancel=cancel)
     if cancel is not None and cancel():
         raise PreprocessCancelled("cancelled")
-    graph = HierarchicalGraph.from_store(res.path)
+    graph = read_graph(res.path)
     with Slide(slide_path, mpp=mpp) as s:
         tf = node_tissue_fraction(s, graph)
     return GraphBuild(res, graph, tf)

@@ -7,6 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Qt warns at every start when XDG_RUNTIME_DIR is unset (headless machines, containers).
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+    export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/runtime-$(id -u)"
+    mkdir -p -m 0700 "$XDG_RUNTIME_DIR"
+fi
 headless=0
 for a in "$@"; do [ "$a" = "--headless" ] && headless=1; done
 if [ -z "${DISPLAY:-}" ] || [ "$headless" = 1 ]; then

@@ -1,8 +1,17 @@
 """Fixtures shared by the widget tests."""
 
 import importlib
+import os
+from pathlib import Path
 
 import pytest
+
+#: Where the widget tests write their screenshots: an untracked folder, so that running the
+#: tests never rewrites tracked files. ``scripts/refresh_screenshots.sh`` points it at
+#: ``docs/images`` to refresh the README's pictures on purpose.
+SCREENSHOTS = Path(os.environ.get(
+    "NAPARI_HIGT_SCREENSHOTS", Path(__file__).resolve().parents[2] / "out" / "screenshots"))
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
 _WIDGET_MODULES = ("worker", "graph_widget", "entity_widget", "cohort_widget",
                    "inference_widget", "inspector_widget", "export_widget", "commands",

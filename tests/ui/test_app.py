@@ -3,6 +3,7 @@
 from skimage.io import imread
 
 from napari_higt.cli import main
+from tests.ui.conftest import SCREENSHOTS
 
 
 def test_view_headless_writes_the_workbench_png(tmp_path, cmu1_path):
@@ -80,5 +81,4 @@ def test_workbench_defaults_to_the_demo_and_paints_its_attention(make_napari_vie
     qtbot.wait(100)
     viewer.reset_view()
     qtbot.wait(200)
-    save_screenshot(viewer, Path(__file__).resolve().parents[2] / "docs" / "images"
-                    / "workbench.png")
+    save_screenshot(viewer, SCREENSHOTS / "workbench.png")

@@ -12,8 +12,8 @@ from qtpy.QtCore import Qt
 from napari_higt.ui import cohort_widget as cw
 from napari_higt.ui.app import save_screenshot
 from napari_higt.ui.layers import SLIDE_KEY
+from tests.ui.conftest import SCREENSHOTS
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +112,8 @@ def test_review_a_cohort(make_napari_viewer, qtbot, notes, cached_calls, cohort_
     dock = viewer.window._dock_widgets["Cohort browser (napari-higt)"]
     viewer.window._qt_window.resizeDocks([dock], [560], Qt.Horizontal)
     qtbot.wait(100)
-    DOCS.mkdir(parents=True, exist_ok=True)
-    save_screenshot(viewer, DOCS / "cohort_widget.png")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    save_screenshot(viewer, SCREENSHOTS / "cohort_widget.png")
     # At the end: Next says so and keeps the slide; Up / Previous go back.
     w.next_button.click()
     assert "last" in notes[-1][1] and _slides(viewer) == ["cmu-1-small-region"]

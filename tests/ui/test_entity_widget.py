@@ -8,9 +8,8 @@ import pytest
 from napari_higt.ui import entity_widget as ew
 from napari_higt.ui.app import save_screenshot
 from napari_higt.ui.layers import slide_of_layer
-from tests.ui.conftest import open_slide
+from tests.ui.conftest import SCREENSHOTS, open_slide
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +73,8 @@ def test_entities_of_the_patch_in_view(make_napari_viewer, qtbot, notes, tcga_pa
     viewer.scene.camera.zoom = 1.2 * viewer.scene.camera.zoom * 4
     viewer.scene.camera.center = (1536 + 256, 1536 + 256)
     qtbot.wait(200)
-    DOCS.mkdir(parents=True, exist_ok=True)
-    save_screenshot(viewer, DOCS / "entity_widget.png")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    save_screenshot(viewer, SCREENSHOTS / "entity_widget.png")
 
     # A slide at 0.499 µm/px: the x10 patch is resampled, the layers still land in µm.
     cmu = open_slide(viewer, Path(tcga_path).with_name("cmu-1-small-region.svs"))

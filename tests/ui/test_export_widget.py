@@ -12,8 +12,8 @@ from skimage.io import imread
 
 from napari_higt.cli import main
 from napari_higt.inference import run_inference
+from tests.ui.conftest import SCREENSHOTS
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -121,7 +121,7 @@ def test_export_widget_writes_files_that_read_back(make_napari_viewer, tcga_path
     # Screenshot of the widget beside the slide with its scores painted (README).
     viewer.reset_view()
     qtbot.wait(100)
-    save_screenshot(viewer, DOCS / "export_widget.png")
+    save_screenshot(viewer, SCREENSHOTS / "export_widget.png")
     _check_outputs(w.written, predicted, object_type="detection")
     assert w.written["pdf"].read_bytes()[:5] == b"%PDF-"
 

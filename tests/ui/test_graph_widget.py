@@ -6,9 +6,8 @@ import numpy as np
 
 from napari_higt.ui.app import save_screenshot
 from napari_higt.ui.layers import apply_slide_scale, slide_of_layer
-from tests.ui.conftest import open_slide
+from tests.ui.conftest import SCREENSHOTS, open_slide
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
 def _dock(viewer):
@@ -63,8 +62,8 @@ def test_build_graph_shows_it_in_um(make_napari_viewer, qtbot, tmp_path, notes, 
     viewer.reset_view()
     viewer.scene.camera.center = tuple(np.asarray(patches.data).mean(0))
     qtbot.wait(200)
-    DOCS.mkdir(parents=True, exist_ok=True)
-    save_screenshot(viewer, DOCS / "graph_widget.png")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    save_screenshot(viewer, SCREENSHOTS / "graph_widget.png")
 
     # Run again: the feature file is up to date, so it is not recomputed; layers replaced.
     n_layers = len(viewer.layers)

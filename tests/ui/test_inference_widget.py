@@ -13,7 +13,7 @@ from napari_higt.ui.inference_widget import InferenceWidget
 from napari_higt.ui.inspector_widget import InspectorWidget, node_summary
 from napari_higt.ui.layers import slide_of_layer
 from napari_higt.ui.results import RESULT_KEY
-from tests.ui.conftest import open_slide
+from tests.ui.conftest import SCREENSHOTS, open_slide
 
 
 @pytest.fixture
@@ -22,7 +22,6 @@ def tcga_viewer(make_napari_viewer, tcga_path):
     return viewer, open_slide(viewer, tcga_path, mpp=1.0)
 
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
 def _run(widget, qtbot):
@@ -77,7 +76,7 @@ def test_run_paints_scores_and_inspector_follows_clicks(tcga_viewer, qtbot, smal
     viewer.reset_view()
     qtbot.wait(100)
     viewer.window.add_dock_widget(w, name="Inference")
-    save_screenshot(viewer, DOCS / "inference_widget.png")
+    save_screenshot(viewer, SCREENSHOTS / "inference_widget.png")
 
     # Click-to-inspect: a click at the world position of a known patch selects it.
     insp = InspectorWidget(viewer)
@@ -333,8 +332,8 @@ def test_inspector_keys_clicks_and_screenshot(tcga_viewer, qtbot, tcga_path, sma
     # Screenshot: the inspector docked beside the slide, zoomed on the selection.
     viewer.scene.camera.zoom = 0.12
     qtbot.wait(200)
-    save_screenshot(viewer, DOCS / "inspector_widget.png")
-    assert (DOCS / "inspector_widget.png").stat().st_size > 10_000
+    save_screenshot(viewer, SCREENSHOTS / "inspector_widget.png")
+    assert (SCREENSHOTS / "inspector_widget.png").stat().st_size > 10_000
 
 
 def test_bad_runs_notify_and_leave_the_gui_alive(tcga_viewer, qtbot, tmp_path, notes,

@@ -11,8 +11,8 @@ from napari_higt.training.checkpoint import load_checkpoint, model_from_checkpoi
 from napari_higt.ui import training_widget as tw
 from napari_higt.ui.training_widget import TABLE_COLUMNS, TrainingWidget
 from tests.training._synth import write_feature_files
+from tests.ui.conftest import SCREENSHOTS
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
 @pytest.fixture(autouse=True)
@@ -123,8 +123,8 @@ def test_train_from_the_widget(make_napari_viewer, qtbot, tnotes, data, tmp_path
     viewer.reset_view()
     qtbot.wait(150)
     _close_toasts(viewer)
-    DOCS.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(DOCS / "training_widget.png"), canvas_only=False, flash=False)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(SCREENSHOTS / "training_widget.png"), canvas_only=False, flash=False)
 
     # The best checkpoint goes into the Inference widget (opened when none is).
     from napari_higt.ui.inference_widget import InferenceWidget

@@ -59,7 +59,7 @@ def run_demo(out_dir: str | os.PathLike, slide: str | os.PathLike | None = None,
     progress : ``progress(stage, done, total)``.
     """
     from napari_higt.export.bundle import export_result
-    from napari_higt.export.io import atomic_write_text
+    from napari_higt.io import atomic_write_text
     from napari_higt.inference import run_inference
     from napari_higt.slide import Slide, tissue_mask
 

@@ -26,3 +26,14 @@ class GraphError(UserFacingError):
 
 class CheckpointError(UserFacingError):
     """A checkpoint is unreadable or was made for another configuration."""
+
+
+class StorageError(UserFacingError, OSError):
+    """A file cannot be written: the disk is full, the folder read-only, or the write failed.
+
+    Also an `OSError`, so code that catches those keeps working.
+    """
+
+
+class FeatureStorageError(StorageError, FeatureError):
+    """A feature file cannot be written."""

@@ -138,7 +138,7 @@ def test_node_csv_rows_equal_nodes(tmp_path, grid_nodes):
 def test_full_disk_leaves_no_half_written_file(tmp_path, monkeypatch, grid_nodes):
     import errno
 
-    from napari_higt.export import io
+    from napari_higt import io
 
     coords, scores = grid_nodes
     target = tmp_path / "nodes.geojson"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_higt.explain.rasters import ScoreRaster
-from napari_higt.export.io import atomic_path
+from napari_higt.io import atomic_path
 
 __all__ = ["FigureSpec", "annotated_figure", "save_figure", "slide_figure", "nice_length"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_higt.export.io import atomic_write_text
+from napari_higt.io import atomic_write_text
 
 __all__ = ["nodes_to_geojson", "write_geojson", "read_geojson", "GeoJSONTiles"]
 

@@ -14,7 +14,6 @@ ImageNet mean/std; inference runs on CUDA when available (``device="auto"``), el
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import OrderedDict
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from napari_higt.errors import FeatureError
 from napari_higt.features.base import register_extractor
+from napari_higt.io import file_digest
 
 __all__ = ["CNNExtractor", "build_trunk", "ARCH_DIMS"]
 
@@ -225,14 +225,6 @@ def _normalise_keys(sd: dict, model_keys: set[str]) -> dict:
     return out
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 class CNNExtractor:
     """DenseNet-121 / ResNet-50 trunk from a local weights file; see the module docstring."""
 
@@ -284,7 +276,7 @@ class CNNExtractor:
             raise FeatureError(f"{path} does not fit a {arch} trunk: {exc}") from None
         self.model = model.eval().to(self.device)
         self.config = {
-            "arch": arch, "weights": path.name, "weights_sha1": _file_digest(path),
+            "arch": arch, "weights": path.name, "weights_sha1": file_digest(path, 16),
             "input_size": self.input_size, "normalize": "imagenet",
         }
 

@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_higt.io import atomic_path
+
 __all__ = [
     "ENTITY_FEATURE_NAMES",
     "ENTITY_FEATURE_DIM",
@@ -429,10 +431,9 @@ def entity_graphs(
         recs = list(_progress_iter(map(_worker, jobs), n_done, len(patches), progress))
     for i, rec in zip(todo, recs):
         if cache is not None:
-            f = cache / f"{keys[i]}.npz"
-            tmp = cache / f".{keys[i]}.tmp{os.getpid()}.npz"
-            np.savez(tmp, **rec)
-            os.replace(tmp, f)
+            with atomic_path(cache / f"{keys[i]}.npz", "the entity-graph cache") as tmp, \
+                    open(tmp, "wb") as fh:
+                np.savez(fh, **rec)
         out[i] = _to_data(rec)
     if not keep_label_image:
         for d in out:

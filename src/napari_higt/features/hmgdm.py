@@ -11,23 +11,15 @@ a feature file made with other weights gets another ``extractor_config_hash``.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from napari_higt.errors import CheckpointError, FeatureError
 from napari_higt.features.base import register_extractor
+from napari_higt.io import file_digest
 
 __all__ = ["HMGDMExtractor", "hmgdm_extractor"]
-
-
-def _file_sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class HMGDMExtractor:
@@ -66,7 +58,7 @@ class HMGDMExtractor:
         self.config = {
             "model": cfg.to_dict(),
             "entity": entity,
-            "checkpoint_sha1": _file_sha1(self.path),
+            "checkpoint_sha1": file_digest(self.path),
             "epochs": int(ckpt.get("epoch", 0)),
         }
 

@@ -669,8 +669,9 @@ def reconstruction_error(model: HMGDM, graph, n_rounds: int = 8, ratio: float = 
 def save_hmgdm_checkpoint(path: str | os.PathLike, model: HMGDM, extra: dict | None = None,
                           ) -> Path:
     """Write ``{kind, version, config, state_dict, **extra}`` atomically (tmp + rename)."""
+    from napari_higt.io import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ckpt: dict[str, Any] = {
         "kind": CHECKPOINT_KIND,
         "version": CHECKPOINT_VERSION,
@@ -680,13 +681,8 @@ def save_hmgdm_checkpoint(path: str | os.PathLike, model: HMGDM, extra: dict | N
     }
     if extra:
         ckpt.update(extra)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path, f"encoder checkpoint {path}") as tmp:
         torch.save(ckpt, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_higt.export.io import atomic_path
+from napari_higt.io import atomic_path
 
 __all__ = ["write_pyramidal_tiff", "tile_to_size"]
 

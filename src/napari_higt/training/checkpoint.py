@@ -40,7 +40,7 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, Any], config:
     """Write a checkpoint atomically and return its path."""
     import torch
 
-    from napari_higt.export.io import atomic_path
+    from napari_higt.io import atomic_path
 
     payload: dict[str, Any] = {
         "format": FORMAT,

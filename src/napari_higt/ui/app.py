@@ -105,11 +105,11 @@ def save_screenshot(viewer, path: str | os.PathLike) -> Path:
     """Write the whole window of a shown viewer to a PNG, without notification toasts."""
     from napari._qt.dialogs.qt_notification import NapariQtNotification
 
-    from napari_higt.export.io import atomic_path
+    from napari_higt.io import atomic_path
 
     for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
         toast.close()
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_suffix=True) as tmp:
         viewer.screenshot(str(tmp), canvas_only=False, flash=False)
     return path

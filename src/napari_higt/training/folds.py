@@ -170,7 +170,7 @@ def write_folds(path: str | os.PathLike, slide_ids: Sequence[str],
                   for f in folds]
         for sd, folds in folds_by_seed.items()}}
     path = Path(path)
-    atomic_write_text(path, json.dumps(doc, indent=1))
+    atomic_write_text(path, json.dumps(doc, indent=1), "the folds file")
     return path
 
 

@@ -262,7 +262,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     from napari_higt.features.pipeline import run_slide
     from napari_higt.training.dataset import SlideGraphDataset
-    from napari_higt.training.engine import TrainConfig, train_cross_validation
+    from napari_higt.training.config import TrainConfig
+    from napari_higt.training.engine import train_cross_validation
 
     t_all = time.perf_counter()
     rng = np.random.default_rng(1234)

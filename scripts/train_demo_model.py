@@ -49,7 +49,8 @@ def main() -> int:
     from napari_higt.features.pipeline import preprocess_slide
     from napari_higt.slide.writer import write_pyramidal_tiff
     from napari_higt.training.dataset import SlideGraphDataset
-    from napari_higt.training.engine import TrainConfig, train_cross_validation
+    from napari_higt.training.config import TrainConfig
+    from napari_higt.training.engine import train_cross_validation
 
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

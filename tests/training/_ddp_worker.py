@@ -6,7 +6,7 @@ import json
 
 
 def no_dropout_config(epochs: int = 2):
-    from napari_higt.training.engine import TrainConfig
+    from napari_higt.training.config import TrainConfig
 
     return TrainConfig(model={"model": "higt", "hidden": 16, "n_blocks": 1, "block_layers": 1,
                               "dropout": 0.0, "gnn_dropout": 0.0, "attn_dropout": 0.0},
@@ -18,7 +18,7 @@ def run_fold(dist=None):
     import numpy as np
 
     from napari_higt.training.dataset import SlideGraphDataset
-    from napari_higt.training.engine import train_fold
+    from napari_higt.training.fold import train_fold
     from tests.training._synth import make_graphs
 
     g, y = make_graphs(12, seed=3)
@@ -43,7 +43,7 @@ def worker(rank: int, world: int, init_file: str, out_file: str) -> None:
     tdist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                              world_size=world)
     try:
-        from napari_higt.training.engine import DistContext
+        from napari_higt.training.distributed import DistContext
 
         res = run_fold(DistContext(rank, world, rank))
         if rank == 0:

@@ -12,7 +12,9 @@ import torch
 from napari_higt.errors import CheckpointError, UserFacingError
 from napari_higt.training.callbacks import CancelToken
 from napari_higt.training.checkpoint import load_checkpoint, model_from_checkpoint
-from napari_higt.training.engine import TrainConfig, make_splits, train_cross_validation
+from napari_higt.training.config import TrainConfig
+from napari_higt.training.engine import train_cross_validation
+from napari_higt.training.splits import make_splits
 from napari_higt.training.metrics import accuracy, auc_score
 from tests.training.conftest import TINY
 
@@ -208,7 +210,7 @@ def test_input_standardisation_is_fitted_on_the_training_fold_and_saved(synth_da
                                                                         tmp_path):
     """Raw features at wildly different scales: the checkpoint carries the training fold's
     per-feature statistics (not the validation slides'), and a reloaded model uses them."""
-    from napari_higt.training.engine import make_splits
+    from napari_higt.training.splits import make_splits
 
     res = train_cross_validation(synth_dataset, _cfg(epochs=1), tmp_path / "run")
     (tr, va), _ = make_splits(synth_dataset.y, 2, seed=0)
@@ -234,7 +236,7 @@ def test_repeated_over_seeds_reports_the_spread(synth_dataset):
     assert spread["min"] == pytest.approx(min(means)) and spread["max"] == pytest.approx(max(means))
     assert s["n_runs"] == 4
     # the two seeds split the slides differently
-    from napari_higt.training.engine import make_splits
+    from napari_higt.training.splits import make_splits
 
     assert not all(np.array_equal(a[1], b[1]) for a, b in zip(make_splits(synth_dataset.y, 2, 0),
                                                               make_splits(synth_dataset.y, 2, 1)))

@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     from napari_higt.errors import UserFacingError
-    from napari_higt.training.engine import TrainConfig
+    from napari_higt.training.config import TrainConfig
 
     model = {"model": args.model}
     for key in ("conv", "attention", "interaction", "preset", "hidden", "dropout",
@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
 
     from napari_higt.training.callbacks import TqdmCallback
     from napari_higt.training.dataset import SlideGraphDataset
-    from napari_higt.training.engine import init_distributed, train_cross_validation
+    from napari_higt.training.distributed import init_distributed
+    from napari_higt.training.engine import train_cross_validation
 
     dist = init_distributed()
     config = config_from_args(args)

@@ -15,8 +15,9 @@ from typing import Any
 
 _EXPORTS = {
     "SlideGraphDataset": "dataset", "read_labels": "dataset", "LabelTable": "dataset",
-    "TrainConfig": "engine", "CVResult": "engine", "FoldResult": "engine",
-    "train_cross_validation": "engine", "train_fold": "engine", "make_splits": "engine",
+    "TrainConfig": "config", "CVResult": "results", "FoldResult": "results",
+    "train_cross_validation": "engine", "train_fold": "fold", "make_splits": "splits",
+    "checkpoint_path": "runs", "best_checkpoint": "runs",
     "CancelToken": "callbacks", "Callback": "callbacks", "StepInfo": "callbacks",
     "EpochInfo": "callbacks", "FoldInfo": "callbacks", "TrainingCancelled": "callbacks",
     "Prediction": "predict", "predict_slides": "predict", "read_node_scores": "predict",

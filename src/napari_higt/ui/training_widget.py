@@ -36,13 +36,14 @@ from qtpy.QtWidgets import (
 )
 
 from napari_higt.devices import available_devices
+from napari_higt.training.runs import best_checkpoint
 from napari_higt.ui.forms import path_row
 from napari_higt.ui.worker import Cancelled, WorkerWidget
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-    from napari_higt.training.engine import CVResult
+    from napari_higt.training.results import CVResult
 
 __all__ = ["TABLE_COLUMNS", "TrainingWidget"]
 
@@ -261,7 +262,7 @@ class TrainingWidget(WorkerWidget):
         return m
 
     def train_config(self):
-        from napari_higt.training.engine import TrainConfig
+        from napari_higt.training.config import TrainConfig
 
         return TrainConfig(model=self.model_config(), epochs=self.epochs.value(),
                            lr=float(self.lr.value()), batch_size=self.batch_size.value(),
@@ -510,31 +511,11 @@ class TrainingWidget(WorkerWidget):
                           f"{_fmt(s['auc']['mean'])} ± {_fmt(s['auc']['std'])}",
                           f"{_fmt(s['acc']['mean'])} ± {_fmt(s['acc']['std'])}", bold=True)
 
-    def _find_best(self, res: CVResult) -> tuple[Path | None, float]:
-        """``best.pt`` with the highest validation AUC: finished folds, then a fold cut
-        short by Cancel (its best epoch so far is on disk)."""
-        cands: list[tuple[float, Path]] = []
-        done = set()
-        for f in res.folds:
-            done.add((f.seed, f.fold))
-            if f.best_checkpoint and Path(f.best_checkpoint).is_file():
-                cands.append((f.auc if math.isfinite(f.auc) else -math.inf,
-                              Path(f.best_checkpoint)))
-        if res.out_dir:
-            for (sd, k), (auc, epoch) in self._partial.items():
-                p = Path(res.out_dir) / f"seed{sd}" / f"fold{k}" / "best.pt"
-                if (sd, k) not in done and epoch >= 1 and p.is_file():
-                    cands.append((auc if math.isfinite(auc) else -math.inf, p))
-        if not cands:
-            return None, float("nan")
-        auc, path = max(cands, key=lambda c: c[0])
-        return path, auc
-
     def _done(self, res: CVResult) -> None:
         self.result = res
         self._fill_table(res)
         self._draw()
-        best, auc = self._find_best(res)
+        best, auc = best_checkpoint(res, self._partial)
         self.best_checkpoint = best
         self.checkpoint.setText(str(best) if best else "")
         self.use_button.setEnabled(best is not None)

@@ -1,10 +1,10 @@
 """HIGT vs its ablations vs ABMIL vs mean pooling on mosaic slides of REAL tissue.
 
 THE LABELS ARE CONSTRUCTED. No labelled slide set ships with the project
-(``../shared/data/SOURCES.md``), so this benchmark builds its own task from real H&E pixels:
+(``sample_data/SOURCES.md``), so this benchmark builds its own task from real H&E pixels:
 
 * tiles of two tissue types, A and B: by default A = crops of the CMU-1 sample slide,
-  B = crops of the TCGA lung image (``../shared/data``), with random flips / 90° turns;
+  B = crops of the TCGA lung image (``sample_data/tcga_lung_he.png``), with random flips / 90° turns;
   with ``--tiles DIR`` the first two class sub-folders of an ImageFolder layout (real
   labelled tiles of a user);
 * each slide is a mosaic of G x G x10 patches (one tile per patch) laid on glass, written as
@@ -100,17 +100,17 @@ def _crops(img: np.ndarray, size: int, n: int, rng: np.random.Generator,
 
 
 def default_tiles(size: int, n: int, rng) -> tuple[dict[str, list[np.ndarray]], str]:
-    """Two tissue types from the real pixels of ../shared/data (see module docstring)."""
+    """Two tissue types from the real pixels that ship in ``sample_data/`` (see module docstring)."""
     from PIL import Image
 
     from napari_higt.slide import Slide
 
     cmu = next((p for p in (REPO / "sample_data" / "cmu-1-small-region.svs",
                             SHARED / "slides" / "cmu-1-small-region.svs") if p.exists()), None)
-    lung = SHARED / "images" / "tcga_lung_he.png"
+    lung = REPO / "sample_data" / "tcga_lung_he.png"
     if cmu is None or not lung.exists():
-        raise SystemExit("real tissue not found: need cmu-1-small-region.svs and "
-                         "images/tcga_lung_he.png in ../shared/data (or pass --tiles DIR)")
+        raise SystemExit("real tissue not found: need sample_data/cmu-1-small-region.svs and "
+                         "sample_data/tcga_lung_he.png (or pass --tiles DIR)")
     with Slide(cmu) as s:
         w, h = s.dimensions
         a_img = s.read_region((0, 0), 0, (w, h))

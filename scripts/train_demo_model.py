@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_mosaic import (  # noqa: E402
     clustered_layout,
     default_tiles,
+    folder_tiles,
     mosaic_rgb,
     scattered_layout,
 )
@@ -60,10 +61,14 @@ def main() -> int:
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--out", type=Path, default=REPO / "sample_data")
     ap.add_argument("--cohort", type=Path, help="write the slides and labels.csv here, then stop")
+    ap.add_argument("--tiles", type=Path,
+                    help="tissue A and B from the first two class sub-folders of this "
+                         "ImageFolder tree (default: the real tissue in sample_data/)")
     args = ap.parse_args()
     t0 = time.time()
     rng = np.random.default_rng(0)
-    tiles, source = default_tiles(CELL, 120, rng)
+    tiles, source = (folder_tiles(args.tiles, CELL, 120, rng) if args.tiles
+                     else default_tiles(CELL, 120, rng))
     work = args.cohort or Path(tempfile.mkdtemp(prefix="napari-higt-demo-"))
     (work / "slides").mkdir(parents=True, exist_ok=True)
     rows = ["slide_id,label"]

@@ -78,8 +78,8 @@ def small_checkpoint(tmp_path_factory, tcga_path, cmu1_path):
     import torch
 
     from napari_higt.features.pipeline import preprocess_slide
+    from napari_higt.inference.checkpoint import save_checkpoint
     from napari_higt.models import build_model, resolve_config
-    from napari_higt.training.checkpoint import save_checkpoint
     from napari_higt.training.dataset import load_graph
 
     root = tmp_path_factory.mktemp("ckpt")

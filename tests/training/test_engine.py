@@ -11,7 +11,7 @@ import torch
 
 from napari_higt.errors import CheckpointError, UserFacingError
 from napari_higt.training.callbacks import CancelToken
-from napari_higt.training.checkpoint import load_checkpoint, model_from_checkpoint
+from napari_higt.inference.checkpoint import load_checkpoint, model_from_checkpoint
 from napari_higt.training.config import TrainConfig
 from napari_higt.training.engine import train_cross_validation
 from napari_higt.training.splits import make_splits

@@ -12,7 +12,8 @@ from napari_higt.cli import main
 from napari_higt.errors import CheckpointError, FeatureError
 from napari_higt.features.store import FeatureStore
 from napari_higt.training.dataset import LabelError, SlideGraphDataset, read_labels
-from napari_higt.training.predict import predict_slides, read_node_scores
+from napari_higt.explain.store import read_node_scores
+from napari_higt.inference.predict import predict_slides
 
 
 def test_read_labels(tmp_path):

@@ -154,7 +154,7 @@ def test_checkpoint_extractor_asks_for_its_model_file(tcga_viewer, qtbot, small_
     import torch
 
     from napari_higt.models import build_model, resolve_config
-    from napari_higt.training.checkpoint import save_checkpoint
+    from napari_higt.inference.checkpoint import save_checkpoint
 
     viewer, _ = tcga_viewer
     w = _widget(viewer, qtbot, small_checkpoint, tmp_path)
@@ -195,7 +195,7 @@ def test_features_computed_earlier_need_no_model_file(tcga_viewer, qtbot, small_
     features of this very slide file are reused, and a note says so."""
     import h5py
 
-    from napari_higt.training.checkpoint import load_checkpoint, save_checkpoint
+    from napari_higt.inference.checkpoint import load_checkpoint, save_checkpoint
 
     viewer, _ = tcga_viewer
     w = _widget(viewer, qtbot, small_checkpoint, tmp_path)
@@ -218,7 +218,7 @@ def test_features_computed_earlier_need_no_model_file(tcga_viewer, qtbot, small_
 
 def test_cuda_out_of_memory_falls_back_to_cpu(tcga_viewer, qtbot, small_checkpoint, tmp_path,
                                               notes, monkeypatch):
-    from napari_higt.training import predict
+    from napari_higt.inference import predict
 
     real = predict.predict_slides
     devices = []
@@ -245,8 +245,8 @@ def test_cuda_out_of_memory_falls_back_to_cpu(tcga_viewer, qtbot, small_checkpoi
 
 def test_second_run_warns_and_cancel_paints_nothing(tcga_viewer, qtbot, small_checkpoint,
                                                     tmp_path, notes, monkeypatch):
-    from napari_higt.training import predict
-    from napari_higt.training.predict import read_node_scores
+    from napari_higt.explain.store import read_node_scores
+    from napari_higt.inference import predict
 
     real = predict.predict_slides
     started = threading.Event()
@@ -344,7 +344,7 @@ def test_bad_runs_notify_and_leave_the_gui_alive(tcga_viewer, qtbot, tmp_path, n
     assert not w.run() and "checkpoint" in notes[-1][1]
     # A checkpoint of another feature width is refused with a clear message.
     from napari_higt.models import build_model, resolve_config
-    from napari_higt.training.checkpoint import save_checkpoint
+    from napari_higt.inference.checkpoint import save_checkpoint
 
     ckpt, _ = small_checkpoint
     cfg = resolve_config({"in_dim": 1024, "n_classes": 2, "hidden": 16, "n_blocks": 1})

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from napari_higt.training.checkpoint import load_checkpoint, model_from_checkpoint
+from napari_higt.inference.checkpoint import load_checkpoint, model_from_checkpoint
 from napari_higt.ui import training_widget as tw
 from napari_higt.ui.training_widget import TABLE_COLUMNS, TrainingWidget
 from tests.training._synth import write_feature_files

@@ -28,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from napari_higt.errors import FeatureError
-    from napari_higt.training.checkpoint import load_checkpoint
-    from napari_higt.training.predict import predict_slides, write_predictions_csv
+    from napari_higt.inference.checkpoint import load_checkpoint
+    from napari_higt.inference.predict import predict_slides, write_predictions_csv
 
     paths: list[Path] = []
     for f in args.features:

@@ -1,11 +1,12 @@
 """Training and evaluation of slide classifiers (no Qt): datasets of slide graphs + labels,
 the train/evaluate loop with callbacks and a cancel token, k-fold cross-validation,
-checkpoints and prediction. H-MGDM pretraining lives in ``training.pretrain``.
+checkpoints written through ``inference.checkpoint``. H-MGDM pretraining lives in
+``training.pretrain``; applying a trained model lives in ``napari_higt.inference``.
 
 Main entry points (imported lazily, so ``import napari_higt.training`` stays light)::
 
     from napari_higt.training import (SlideGraphDataset, TrainConfig, train_cross_validation,
-                                      CancelToken, predict_slides)
+                                      CancelToken)
 """
 
 from __future__ import annotations
@@ -19,10 +20,7 @@ _EXPORTS = {
     "train_cross_validation": "engine", "train_fold": "fold", "make_splits": "splits",
     "checkpoint_path": "runs", "best_checkpoint": "runs",
     "CancelToken": "callbacks", "Callback": "callbacks", "StepInfo": "callbacks",
-    "EpochInfo": "callbacks", "FoldInfo": "callbacks", "TrainingCancelled": "callbacks",
-    "Prediction": "predict", "predict_slides": "predict", "read_node_scores": "predict",
-    "write_predictions_csv": "predict",
-    "load_checkpoint": "checkpoint", "model_from_checkpoint": "checkpoint",
+    "EpochInfo": "callbacks", "FoldInfo": "callbacks",
     "auc_score": "metrics", "accuracy": "metrics",
 }
 

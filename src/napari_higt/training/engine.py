@@ -31,8 +31,9 @@ from typing import Any
 
 from napari_higt.errors import CheckpointError
 from napari_higt.training import runs
-from napari_higt.training.callbacks import CancelToken, FoldInfo, TrainingCancelled, dispatch
-from napari_higt.training.checkpoint import config_differences
+from napari_higt.errors import Cancelled
+from napari_higt.training.callbacks import CancelToken, FoldInfo, dispatch
+from napari_higt.inference.checkpoint import config_differences
 from napari_higt.training.config import TrainConfig
 from napari_higt.training.distributed import DistContext
 from napari_higt.training.fold import train_fold
@@ -127,7 +128,7 @@ def train_cross_validation(
                     dispatch(callbacks, "on_fold", FoldInfo(
                         sd, k, n_folds, fr.best_epoch, fr.auc, fr.acc, fr.last_auc, fr.last_acc,
                         fr.best_checkpoint, fr.history))
-    except TrainingCancelled:
+    except Cancelled:
         cancelled = True
     res = CVResult(results, list(dataset.class_names), asdict(config), n_folds, cancelled,
                    time.perf_counter() - t0, str(out) if out is not None else None)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from napari_higt.errors import CheckpointError
-from napari_higt.training.checkpoint import config_differences, load_checkpoint, save_checkpoint
+from napari_higt.inference.checkpoint import config_differences, load_checkpoint, save_checkpoint
 from napari_higt.training.callbacks import CancelToken, EpochInfo, dispatch
 from napari_higt.training.config import TrainConfig
 from napari_higt.training.distributed import DistContext
@@ -143,7 +143,7 @@ def train_fold(
 
     Raises
     ------
-    TrainingCancelled
+    napari_higt.errors.Cancelled
         When ``cancel`` is set (checked before every step); ``last.pt`` then holds the last
         completed epoch (or the initial weights when none was), a usable, resumable checkpoint.
     CheckpointError

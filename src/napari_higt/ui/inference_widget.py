@@ -105,7 +105,7 @@ class InferenceWidget(WorkerWidget):
     def _checkpoint_changed(self, text: str) -> None:
         """Read the extractor of the checkpoint at ``text`` (when it is a file)."""
         from napari_higt.inference import checkpoint_extractor
-        from napari_higt.training.checkpoint import load_checkpoint
+        from napari_higt.inference.checkpoint import load_checkpoint
 
         self.checkpoint_extractor = None
         path = Path(text.strip()).expanduser() if text.strip() else None

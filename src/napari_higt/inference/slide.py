@@ -16,14 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from napari_higt.errors import CheckpointError, UserFacingError
+from napari_higt.errors import Cancelled, UserFacingError
 
-__all__ = ["InferenceResult", "InferenceCancelled", "run_inference", "load_cached_result",
+__all__ = ["InferenceResult", "run_inference", "load_cached_result",
            "checkpoint_extractor", "cached_features"]
-
-
-class InferenceCancelled(Exception):
-    """The user cancelled; nothing half-written was left behind."""
 
 
 @dataclass
@@ -92,20 +88,19 @@ def run_inference(
         result's ``notes`` say so.
     extractor_config : settings of the checkpoint's extractor (e.g. a weights file).
     progress : ``progress(stage, done, total)`` with stage "features" or "model".
-    cancel : polled between batches and steps; True raises `InferenceCancelled`.
+    cancel : polled between batches and steps; True raises `napari_higt.errors.Cancelled`.
 
     Raises
     ------
     UserFacingError
         Bad slide, unknown scale, no tissue, unreadable checkpoint, features that do not fit
         the checkpoint.
-    InferenceCancelled
+    napari_higt.errors.Cancelled
     """
     from napari_higt.features.base import MODEL_FILE_OPTION
-    from napari_higt.features.pipeline import PreprocessCancelled, preprocess_slide
-    from napari_higt.features.store import read_graph
-    from napari_higt.training.checkpoint import load_checkpoint
-    from napari_higt.training.predict import predict_slides
+    from napari_higt.features.pipeline import preprocess_slide
+    from napari_higt.inference.checkpoint import load_checkpoint
+    from napari_higt.inference.predict import predict_slides
 
     cancel = cancel or (lambda: False)
     report = progress or (lambda *a: None)
@@ -113,7 +108,7 @@ def run_inference(
     notes: list[str] = []
     t0 = time.perf_counter()
     ck = load_checkpoint(checkpoint)
-    extractor, in_dim = checkpoint_extractor(ck)
+    extractor, _ = checkpoint_extractor(ck)
     option = MODEL_FILE_OPTION.get(extractor)
     cached = (cached_features(slide_path, features_dir, extractor)
               if option and not (extractor_config or {}).get(option) else None)
@@ -122,17 +117,14 @@ def run_inference(
         notes.append(f"used the {extractor} features already in {cached.name}; give the "
                      f"extractor's {option} file to recompute them")
     else:
-        try:
-            fpath = preprocess_slide(
-                slide_path, features_dir, extractor, mpp=mpp,
-                extractor_config=extractor_config or {},
-                progress=lambda d, t: report("features", d, t), cancel=cancel,
-            )
-        except PreprocessCancelled:
-            raise InferenceCancelled("cancelled while computing features") from None
+        fpath = preprocess_slide(
+            slide_path, features_dir, extractor, mpp=mpp,
+            extractor_config=extractor_config or {},
+            progress=lambda d, t: report("features", d, t), cancel=cancel,
+        )
     timings["features"] = time.perf_counter() - t0
     if cancel():
-        raise InferenceCancelled("cancelled before running the model")
+        raise Cancelled("cancelled before running the model")
     t1 = time.perf_counter()
     from napari_higt.devices import resolve_device
 
@@ -151,13 +143,10 @@ def run_inference(
         preds = predict_slides(ck, [fpath], device="cpu", source=str(checkpoint),
                                progress=lambda d, t: report("model", d, t), cancel=cancel)
     if not preds:
-        raise InferenceCancelled("cancelled before running the model")
+        raise Cancelled("cancelled before running the model")
     timings["model"] = time.perf_counter() - t1
     p = preds[0]
-    graph = read_graph(fpath, extractor=extractor, dim=in_dim)
-    if graph.num_nodes != p.num_nodes:
-        raise CheckpointError(f"node count changed between prediction and display for {fpath}")
-    return InferenceResult(p.slide_id, Path(fpath), p.pred, p.probs, graph, p.scores,
+    return InferenceResult(p.slide_id, Path(fpath), p.pred, p.probs, p.graph, p.scores,
                            device=used, timings=timings, notes=notes)
 
 
@@ -169,8 +158,8 @@ def load_cached_result(feature_path: str | os.PathLike) -> InferenceResult | Non
     UserFacingError
         When the cached scores do not fit the file's graph (the file was rewritten).
     """
+    from napari_higt.explain.store import read_node_scores
     from napari_higt.features.store import read_graph
-    from napari_higt.training.predict import read_node_scores
 
     feature_path = Path(feature_path)
     if not feature_path.is_file():

@@ -1,4 +1,5 @@
-"""Slide-level metrics: AUC (binary, or macro one-vs-rest) and accuracy."""
+"""Slide-level metrics: AUC (binary, or macro one-vs-rest), accuracy, balanced accuracy,
+macro F1 and the confusion matrix; mean ± std over runs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import math
 
 import numpy as np
 
-__all__ = ["auc_score", "accuracy", "mean_std"]
+__all__ = ["auc_score", "accuracy", "balanced_accuracy", "macro_f1", "confusion",
+           "classification_metrics", "mean_std"]
 
 
 def auc_score(y: np.ndarray, probs: np.ndarray) -> float:
@@ -42,6 +44,46 @@ def accuracy(y: np.ndarray, probs: np.ndarray) -> float:
     if len(y) == 0:
         return float("nan")
     return float((np.asarray(probs).argmax(1) == y).mean())
+
+
+def confusion(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Confusion matrix (C, C) of the arg-max class: rows true class, columns predicted."""
+    probs = np.asarray(probs)
+    n_classes = probs.shape[1] if probs.ndim == 2 else 0
+    y = np.asarray(y, dtype=np.int64).reshape(-1)
+    pred = probs.argmax(1) if len(y) else np.zeros(0, np.int64)
+    out = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(out, (y, pred), 1)
+    return out
+
+
+def balanced_accuracy(y: np.ndarray, probs: np.ndarray) -> float:
+    """Mean recall over the classes present in ``y`` (NaN without slides)."""
+    cm = confusion(y, probs)
+    support = cm.sum(1)
+    present = support > 0
+    if not present.any():
+        return float("nan")
+    return float((np.diag(cm)[present] / support[present]).mean())
+
+
+def macro_f1(y: np.ndarray, probs: np.ndarray) -> float:
+    """Unweighted mean F1 over the classes present in ``y`` or predicted (sklearn's macro
+    F1 with ``zero_division=0``; NaN without slides)."""
+    cm = confusion(y, probs)
+    tp = np.diag(cm).astype(np.float64)
+    denom = cm.sum(0) + cm.sum(1)  # 2 tp + fp + fn
+    used = denom > 0
+    if not used.any():
+        return float("nan")
+    return float((2 * tp[used] / denom[used]).mean())
+
+
+def classification_metrics(y: np.ndarray, probs: np.ndarray) -> dict[str, object]:
+    """AUC, accuracy, balanced accuracy, macro F1 (floats) and the confusion matrix (list)."""
+    return {"auc": auc_score(y, probs), "acc": accuracy(y, probs),
+            "balanced_acc": balanced_accuracy(y, probs), "f1": macro_f1(y, probs),
+            "confusion": confusion(y, probs).tolist()}
 
 
 def mean_std(values) -> tuple[float, float]:

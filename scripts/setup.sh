@@ -34,6 +34,10 @@ fi
 # installs nothing more (a bare "torch" would pull a multi-GB CUDA build).
 $VPY -m pip install -q --upgrade pip >/dev/null
 $VPY -m pip show torch >/dev/null 2>&1 || $VPY -m pip install -q torch==2.13.0
-$VPY -m pip install -q -e ".[testing]"
+# timm (the foundation-encoder extractor) needs torchvision: 0.28.0 is the release paired with
+# torch 2.13 (it requires torch==2.13.0, so nothing else moves); its compiled ops are a CUDA
+# build that the CPU torch cannot load, which napari_higt.features.timm_extractor handles.
+$VPY -m pip show torchvision >/dev/null 2>&1 || $VPY -m pip install -q torchvision==0.28.0
+$VPY -m pip install -q -e ".[testing,timm]"
 echo "$want" > "$stamp"
 echo "[setup] environment ready in .venv"

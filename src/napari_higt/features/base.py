@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 #: The config option of each built-in extractor that takes a local model file.
-MODEL_FILE_OPTION: dict[str, str] = {"cnn": "weights", "hmgdm": "encoder"}
+MODEL_FILE_OPTION: dict[str, str] = {"cnn": "weights", "hmgdm": "encoder", "timm": "weights"}
 
 
 class UnknownExtractorError(FeatureError, ValueError):
@@ -51,6 +51,7 @@ _LAZY: dict[str, str] = {
     "handcrafted": "napari_higt.features.handcrafted",
     "cnn": "napari_higt.features.cnn",
     "hmgdm": "napari_higt.features.hmgdm",
+    "timm": "napari_higt.features.timm_extractor",
 }
 
 

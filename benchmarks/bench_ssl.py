@@ -31,7 +31,7 @@ DATA = REPO.parent / "shared" / "data"
 
 
 def _tissue_frac(t: np.ndarray) -> float:
-    from napari_higt.features.entities import patch_tissue_mask
+    from napari_higt.graph.entities import patch_tissue_mask
 
     return float(patch_tissue_mask(t).mean())
 
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     from torch_geometric.data import Batch
 
     from napari_higt.features import get_extractor
-    from napari_higt.features.entities import entity_graphs
+    from napari_higt.graph.entity_batch import entity_graphs
     from napari_higt.models.hmgdm import HMGDM, HMGDMConfig
     from napari_higt.training.pretrain import PretrainConfig, pretrain_hmgdm
 

@@ -149,7 +149,8 @@ def time_runs(viewer, draws: DrawCounter, repeats: int) -> tuple[list[dict], int
 def synthetic_graph(slide, n_nodes: int):
     """A hierarchical graph of about ``n_nodes`` x10 patches tiling the slide's tissue."""
     from napari_higt.graph import HierarchicalGraph
-    from napari_higt.slide.tiling import TARGET_MPP, tile_slide
+    from napari_higt.levels import TARGET_MPP
+    from napari_higt.slide.tiling import tile_slide
     from napari_higt.slide.tissue import tissue_mask
 
     mask = tissue_mask(slide)

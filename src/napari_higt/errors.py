@@ -37,3 +37,11 @@ class StorageError(UserFacingError, OSError):
 
 class FeatureStorageError(StorageError, FeatureError):
     """A feature file cannot be written."""
+
+
+class Cancelled(Exception):
+    """The user cancelled a long job (preprocess, training, inference); nothing was written.
+
+    Raised from inside the job when its cancel check answers yes; widgets show it as an
+    info note, the CLI as an interruption.
+    """

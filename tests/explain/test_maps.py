@@ -3,7 +3,7 @@ import pytest
 
 from napari_higt.explain.inspect import attention_neighbours, node_at, ranked_nodes
 from napari_higt.explain.maps import relative_contribution, score_maps
-from napari_higt.graph import LEVEL_IDS
+from napari_higt.levels import LEVEL_IDS
 
 DIMS = (4443, 3567)
 

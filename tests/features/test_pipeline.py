@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from napari_higt.errors import FeatureError, SlideError
-from napari_higt.features.pipeline import PreprocessCancelled, preprocess_slide, run_slide
+from napari_higt.errors import Cancelled
+from napari_higt.features.pipeline import preprocess_slide, run_slide
 from napari_higt.features.store import FeatureStore, read_graph
 from napari_higt.graph import EDGE_SPATIAL
 
@@ -62,7 +63,7 @@ def test_rerun_skips_and_resumes(layout_slide, tmp_path):
     assert (r1.status, r2.status) == ("done", "skipped")
     assert r2.counts == r1.counts and r1.path.stat().st_mtime_ns == mtime
     # other tiling settings -> recomputed; an interrupted run leaves nothing behind
-    with pytest.raises(PreprocessCancelled):
+    with pytest.raises(Cancelled):
         run_slide(layout_slide, tmp_path / "c", patch_size=PATCH, cancel=lambda: True)
     assert not (tmp_path / "c").exists() or not list((tmp_path / "c").iterdir())
     r3 = run_slide(layout_slide, tmp_path, patch_size=PATCH, tissue_threshold=0.5)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from napari_higt.features.entities import entity_graph
+from napari_higt.graph.entities import entity_graph
 from napari_higt.models.hmgdm import (
     HMGDM,
     HMGDMConfig,

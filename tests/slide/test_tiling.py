@@ -128,3 +128,25 @@ def test_cmu1_tiles_read(cmu1_path):
         assert t.levels["x5"].coords.tolist() == [[0, 0]]
         th = thumbnail_tile(s)
         assert th.shape == (512, 512, 3) and th[:, :20].min() >= 250  # padded left/right
+
+
+def test_tile_origin_and_level_grid_follow_the_tiler():
+    from napari_higt.slide.tiling import level_grid, tile_origin_at
+
+    slide = FakeSlide((5 * 1024 + 100, 3 * 1024 + 50), downsamples=(1.0, 4.0))
+    t = tile_slide(slide, _mask(np.ones((4, 6), bool), 1024))
+    g10 = t.levels["x10"]
+    for xy in g10.coords[[0, 5, -1]]:
+        # any point inside a kept tile gives that tile's origin
+        assert tile_origin_at(slide, (xy[0] + 1023.5, xy[1] + 0.2)) == tuple(xy)
+    # off the slide: the nearest full tile inside it (the 100-px margin holds none)
+    assert tile_origin_at(slide, (-50.0, 1e9)) == (0, 2 * 1024)
+    assert tile_origin_at(slide, (5 * 1024 + 60, 10.0)) == (4 * 1024, 0)
+    assert tile_origin_at(slide, (2100.0, 10.0), "x5") == (2048, 0)
+    one = level_grid(slide, "x10", g10.coords[:1])
+    assert (one.size0, one.read_level, one.read_size) == (g10.size0, g10.read_level,
+                                                          g10.read_size)
+    np.testing.assert_array_equal(one.coords, g10.coords[:1])
+    np.testing.assert_array_equal(one.tissue, [1.0])
+    coarse = level_grid(slide, "x10", [(0, 0)], mpp=2.0)  # 2 µm/px: 256 px, upsampled
+    assert coarse.size0 == 256 and coarse.read_level == 0 and coarse.read_size == 256

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from napari_higt.errors import CheckpointError
-from napari_higt.features.entities import entity_graph
+from napari_higt.graph.entities import entity_graph
 from napari_higt.models.hmgdm import HMGDM, HMGDMConfig, load_hmgdm_checkpoint, save_hmgdm_checkpoint
 from napari_higt.training.pretrain import PretrainConfig, pretrain_hmgdm
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_higt.ui import entity_widget as ew
+from napari_higt.slide.tiling import tile_origin_at
 from napari_higt.ui.app import save_screenshot
 from napari_higt.ui.layers import slide_of_layer
 from tests.ui.conftest import SCREENSHOTS, open_slide
@@ -15,7 +15,7 @@ from tests.ui.conftest import SCREENSHOTS, open_slide
 @pytest.fixture(scope="module")
 def encoder(tmp_path_factory, tissue_rgb):
     """A small H-MGDM checkpoint (untrained weights, normaliser fitted on real entities)."""
-    from napari_higt.features.entities import entity_graph
+    from napari_higt.graph.entities import entity_graph
     from napari_higt.models.hmgdm import HMGDM, HMGDMConfig, save_hmgdm_checkpoint
 
     model = HMGDM(HMGDMConfig.small(hidden=32, latent=16, timesteps=100))
@@ -34,7 +34,7 @@ def test_entities_of_the_patch_in_view(make_napari_viewer, qtbot, notes, tcga_pa
     # Centre the view on a tissue point: at 1.0 µm/px an x10 patch is 512 px = 512 µm.
     target = (2000.0, 1700.0)  # (y, x) µm
     viewer.scene.camera.center = target
-    origin = ew.patch_origin_at(slide, target[::-1])
+    origin = tile_origin_at(slide, target[::-1])
     assert origin == (1536, 1536)
     w.n_segments.setValue(80)
     w.compactness.setValue(15.0)

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from napari_higt.levels import PATCH_SIZE
+
 NAME = "preprocess"
 HELP = (
     "Tile slides at x5 and x10, extract patch features and write one <slide_id>.h5 per slide "
@@ -48,8 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tiles per extractor call (default 32)")
     parser.add_argument("--threads", type=int, default=2, metavar="T",
                         help="tile-reading threads per slide (default 2)")
-    parser.add_argument("--patch-size", type=int, default=512, metavar="PX",
-                        help="tile side in px at x10 and x5 (default 512, as in HIGT)")
+    parser.add_argument("--patch-size", type=int, default=PATCH_SIZE, metavar="PX",
+                        help=f"tile side in px at x10 and x5 (default {PATCH_SIZE}, as in HIGT)")
     parser.add_argument("--tissue-threshold", type=float, default=0.25, metavar="F",
                         help="keep tiles whose tissue fraction is above F (default 0.25)")
     parser.add_argument("--overwrite", action="store_true",

@@ -64,7 +64,7 @@ class HMGDMExtractor:
 
     def graphs(self, batch: np.ndarray, keep_label_image: bool = True) -> list:
         """Entity graphs of the tiles with the encoder's entity settings."""
-        from napari_higt.features.entities import entity_graphs
+        from napari_higt.graph.entity_batch import entity_graphs
 
         return entity_graphs(list(batch), n_jobs=self.n_jobs,
                              keep_label_image=keep_label_image, **self.entity)

@@ -24,20 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from napari_higt.errors import FeatureError, SlideError
+from napari_higt.errors import Cancelled, FeatureError, SlideError
 from napari_higt.features.base import FeatureExtractor, config_hash, get_extractor
 from napari_higt.features.store import FeatureStore, source_hash
+from napari_higt.levels import PATCH, PATCH_SIZE, THUMBNAIL, TILED_LEVELS, tile_size0
 
 __all__ = [
-    "preprocess_slide", "run_slide", "extract_grid", "PreprocessResult", "PreprocessCancelled",
+    "preprocess_slide", "run_slide", "extract_grid", "PreprocessResult",
 ]
 
 TILING_VERSION = 1
 ProgressFn = Callable[[int, int], Any]
-
-
-class PreprocessCancelled(Exception):
-    """Raised when the ``cancel`` callback asked to stop; nothing was written."""
 
 
 @dataclass
@@ -108,7 +105,7 @@ def run_slide(
     extractor_config: Mapping[str, Any] | None = None,
     default_mpp: float | None = None,
     tissue_threshold: float = 0.25,
-    patch_size: int = 512,
+    patch_size: int = PATCH_SIZE,
     batch_size: int = 32,
     num_threads: int = 2,
     overwrite: bool = False,
@@ -118,7 +115,7 @@ def run_slide(
     """Like :func:`preprocess_slide` but returns a :class:`PreprocessResult`."""
     from napari_higt.slide.reader import Slide
     from napari_higt.slide.tiling import thumbnail_tile, tile_slide
-    from napari_higt.slide.tissue import tissue_mask
+    from napari_higt.slide.tissue import mask_size_for, tissue_mask
 
     t0 = time.perf_counter()
     slide_path = Path(slide_path)
@@ -149,13 +146,11 @@ def run_slide(
         FeatureStore.remove_stale_tmp(out)
 
         w, h = slide.dimensions
-        # mask resolution: ~16 mask px across an x10 patch is plenty (512..2048 px)
-        size10 = patch_size * 1.0 / slide_mpp
-        mask_size = int(np.clip(16 * max(w, h) / size10, 512, 2048))
-        mask = tissue_mask(slide, max_size=mask_size)
+        size10 = tile_size0(PATCH, slide_mpp, patch_size)
+        mask = tissue_mask(slide, max_size=mask_size_for((w, h), size10))
         tiling = tile_slide(slide, mask, mpp=None, patch_size=patch_size,
                             tissue_threshold=tissue_threshold)
-        g10 = tiling.levels["x10"]
+        g10 = tiling.levels[PATCH]
         if w < g10.size0 or h < g10.size0:
             raise SlideError(
                 slide_path,
@@ -179,24 +174,24 @@ def run_slide(
             if progress is not None:
                 progress(done, total)
             if cancel is not None and cancel():
-                raise PreprocessCancelled(f"{slide.slide_id}: cancelled")
+                raise Cancelled(f"{slide.slide_id}: cancelled")
 
         if progress is not None:
             progress(0, total)
-        coords: dict[str, np.ndarray] = {"thumbnail": np.zeros((1, 2), np.int64)}
+        coords: dict[str, np.ndarray] = {THUMBNAIL: np.zeros((1, 2), np.int64)}
         feats: dict[str, np.ndarray] = {}
-        feats["thumbnail"] = _extract(ext, thumbnail_tile(slide, patch_size)[None])
+        feats[THUMBNAIL] = _extract(ext, thumbnail_tile(slide, patch_size)[None])
         tick(1)
         # ``ahead`` prepares the next batch while the extractor works; ``pool`` reads its tiles
         with ThreadPoolExecutor(1) as ahead, ThreadPoolExecutor(max(1, int(num_threads))) as pool:
-            for name in ("x5", "x10"):
+            for name in TILED_LEVELS:
                 grid = tiling.levels[name]
                 coords[name] = grid.coords
                 feats[name] = extract_grid(slide, grid, ext, batch_size, ahead, pool, tick)
 
         level_attrs = {
-            "thumbnail": {"patch_size": patch_size, "patch_size_level0": float(max(w, h)),
-                          "magnification": "thumbnail"},
+            THUMBNAIL: {"patch_size": patch_size, "patch_size_level0": float(max(w, h)),
+                        "magnification": THUMBNAIL},
         }
         for name, grid in tiling.levels.items():
             level_attrs[name] = {
@@ -247,7 +242,7 @@ def preprocess_slide(
     overwrite : recompute even when the file is up to date or came from another extractor.
     progress : ``progress(done, total)`` after every batch (tiles of all levels + 1).
     cancel : ``cancel() -> bool`` polled after every batch; True stops with
-        :class:`PreprocessCancelled` and writes nothing.
+        `napari_higt.errors.Cancelled` and writes nothing.
 
     Raises
     ------

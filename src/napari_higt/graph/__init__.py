@@ -3,12 +3,10 @@
 from napari_higt.graph.hierarchy import (
     EDGE_SCALE,
     EDGE_SPATIAL,
-    LEVEL_IDS,
-    LEVELS,
     HierarchicalGraph,
     spatial_edges,
 )
 
 __all__ = [
-    "EDGE_SCALE", "EDGE_SPATIAL", "LEVELS", "LEVEL_IDS", "HierarchicalGraph", "spatial_edges",
+    "EDGE_SCALE", "EDGE_SPATIAL", "HierarchicalGraph", "spatial_edges",
 ]

@@ -18,15 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from napari_higt.errors import GraphError
+from napari_higt.levels import LEVEL_IDS, LEVELS, PATCH, REGION, TARGET_MPP, THUMBNAIL
 
-LEVELS: tuple[str, ...] = ("thumbnail", "x5", "x10")
-LEVEL_IDS: dict[str, int] = {"thumbnail": 0, "x5": 1, "x10": 2}
+#: A region's side over a patch's (both are PATCH_SIZE px at their own µm/px).
+_REGION_SCALE = TARGET_MPP[REGION] / TARGET_MPP[PATCH]
 EDGE_SPATIAL = 0
 EDGE_SCALE = 1
 
@@ -127,21 +127,21 @@ class HierarchicalGraph:
         unknown = set(coords) - set(LEVELS)
         if unknown:
             raise GraphError(f"unknown level(s) {sorted(unknown)}; expected {list(LEVELS)}")
-        if "x10" not in coords or len(np.asarray(coords["x10"]).reshape(-1, 2)) == 0:
+        if PATCH not in coords or len(np.asarray(coords[PATCH]).reshape(-1, 2)) == 0:
             raise GraphError(
                 "the slide has no tissue patches at x10, so there is no graph to build: check "
                 "the tissue mask (lower the tissue threshold) or the slide's scale"
             )
-        c10 = np.asarray(coords["x10"], dtype=np.int64).reshape(-1, 2)
-        f10 = np.asarray(features["x10"], dtype=np.float32)
+        c10 = np.asarray(coords[PATCH], dtype=np.int64).reshape(-1, 2)
+        f10 = np.asarray(features[PATCH], dtype=np.float32)
         if f10.ndim != 2 or len(f10) != len(c10):
             raise GraphError(f"x10: {len(c10)} coords but features of shape {f10.shape}")
         dim = f10.shape[1]
 
-        c5 = np.asarray(coords.get("x5", np.zeros((0, 2))), dtype=np.int64).reshape(-1, 2)
+        c5 = np.asarray(coords.get(REGION, np.zeros((0, 2))), dtype=np.int64).reshape(-1, 2)
         f5 = np.zeros((0, dim), np.float32)
-        if "x5" in features:
-            f5 = np.asarray(features["x5"], dtype=np.float32)
+        if REGION in features:
+            f5 = np.asarray(features[REGION], dtype=np.float32)
             f5 = f5.reshape(len(f5), -1) if f5.size else np.zeros((0, dim), np.float32)
             if f5.shape[1] != dim:
                 raise GraphError(
@@ -151,10 +151,10 @@ class HierarchicalGraph:
             raise GraphError(f"x5: {len(c5)} coords but {len(f5)} feature rows")
 
         sizes = dict(patch_size or {})
-        s10 = sizes.get("x10")
-        s5 = sizes.get("x5")
+        s10 = sizes.get(PATCH)
+        s5 = sizes.get(REGION)
         if s10 is None and s5 is not None:
-            s10 = s5 / 2
+            s10 = s5 / _REGION_SCALE
         if s10 is None:
             s10 = _infer_patch_size(c10)
             g5 = _infer_patch_size(c5) if len(c5) else None
@@ -165,7 +165,7 @@ class HierarchicalGraph:
                     "cannot tell the patch size from a single patch; pass patch_size={'x10': ...}"
                 )
         if s5 is None:
-            s5 = 2.0 * s10
+            s5 = _REGION_SCALE * s10
         s10, s5 = float(s10), float(s5)
 
         # parents of patches: the region containing each patch's centre
@@ -194,8 +194,8 @@ class HierarchicalGraph:
             g5 = np.concatenate([g5, cells])
             parent10[orphan] = len(c5) - n_synth + inv
 
-        if "thumbnail" in features and len(np.asarray(features["thumbnail"]).reshape(-1, dim)):
-            ft = np.asarray(features["thumbnail"], dtype=np.float32).reshape(-1, dim)[:1]
+        if THUMBNAIL in features and len(np.asarray(features[THUMBNAIL]).reshape(-1, dim)):
+            ft = np.asarray(features[THUMBNAIL], dtype=np.float32).reshape(-1, dim)[:1]
         else:
             ft = f10.mean(axis=0, keepdims=True)
 
@@ -203,7 +203,8 @@ class HierarchicalGraph:
         n = 1 + n5 + n10
         x = np.concatenate([ft, f5, f10]).astype(np.float32, copy=False)
         level = np.concatenate(
-            [np.zeros(1, np.int64), np.ones(n5, np.int64), np.full(n10, 2, np.int64)]
+            [np.full(1, LEVEL_IDS[THUMBNAIL], np.int64), np.full(n5, LEVEL_IDS[REGION], np.int64),
+             np.full(n10, LEVEL_IDS[PATCH], np.int64)]
         )
         parent = np.concatenate(
             [np.zeros(1 + n5, np.int64), parent10 + 1]
@@ -224,7 +225,7 @@ class HierarchicalGraph:
         return cls(
             x=x, level=level, parent_index=parent, grid=grid, coords=allc,
             edge_index=edge_index, edge_type=edge_type,
-            patch_size={"x10": s10, "x5": s5}, slide_id=slide_id, synthesized_regions=n_synth,
+            patch_size={PATCH: s10, REGION: s5}, slide_id=slide_id, synthesized_regions=n_synth,
         )
 
     # ------------------------------------------------------------------ views
@@ -234,7 +235,7 @@ class HierarchicalGraph:
 
     def counts(self) -> dict[str, int]:
         """Number of nodes per level name."""
-        bc = np.bincount(self.level, minlength=3)
+        bc = np.bincount(self.level, minlength=len(LEVELS))
         return {name: int(bc[i]) for name, i in LEVEL_IDS.items()}
 
     def pos(self) -> np.ndarray:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_higt.graph.hierarchy import EDGE_SCALE, EDGE_SPATIAL, LEVELS, HierarchicalGraph
+from napari_higt.graph.hierarchy import EDGE_SCALE, EDGE_SPATIAL, HierarchicalGraph
+from napari_higt.levels import LEVEL_IDS, LEVELS, PATCH, REGION, THUMBNAIL
 
 __all__ = ["node_sizes", "node_centres", "edge_segments", "level_names", "node_tissue_fraction"]
 
@@ -14,7 +15,7 @@ def node_sizes(graph: HierarchicalGraph, slide_dimensions: tuple[int, int]) -> n
     sizes = np.empty(graph.num_nodes, np.float64)
     for lid, name in enumerate(LEVELS):
         m = graph.level == lid
-        sizes[m] = max(slide_dimensions) if name == "thumbnail" else graph.patch_size[name]
+        sizes[m] = max(slide_dimensions) if name == THUMBNAIL else graph.patch_size[name]
     return sizes
 
 
@@ -51,14 +52,12 @@ def level_names(graph: HierarchicalGraph) -> np.ndarray:
 
 def node_tissue_fraction(slide, graph) -> np.ndarray:
     """(N,) tissue fraction of every node's tile, on the same mask the pipeline uses."""
-    from napari_higt.slide.tissue import tissue_mask
+    from napari_higt.slide.tissue import mask_size_for, tissue_mask
 
-    w, h = slide.dimensions
-    s10 = graph.patch_size["x10"]
-    mask = tissue_mask(slide, max_size=int(np.clip(16 * max(w, h) / s10, 512, 2048)))
+    mask = tissue_mask(slide, max_size=mask_size_for(slide.dimensions, graph.patch_size[PATCH]))
     out = np.empty(graph.num_nodes, np.float64)
-    out[graph.level == 0] = mask.fraction
-    for lid, name in ((1, "x5"), (2, "x10")):
+    out[graph.level == LEVEL_IDS[THUMBNAIL]] = mask.fraction
+    for lid, name in ((LEVEL_IDS[REGION], REGION), (LEVEL_IDS[PATCH], PATCH)):
         m = graph.level == lid
         if m.any():
             out[m] = mask.region_fraction(graph.coords[m], graph.patch_size[name])

@@ -2,7 +2,7 @@
 
 Implements ``../shared/specs/hmgdm_spec.md`` (Zhuang et al., arXiv 2412.10482, and the
 configuration/model files of centurion-crawler/H-MGDM) on the SLIC entity graphs of
-`napari_higt.features.entities`:
+`napari_higt.graph.entities`:
 
 * **Dynamic masking** (`sample_entity_mask`): per graph and step a ratio r ~ U(0, 1.2)
   clipped to 1, a type (random nodes p=0.5, BFS region p=0.25, inverse BFS p=0.25); the
@@ -103,7 +103,7 @@ class HMGDMConfig:
     w_kl: float = 1.0
     mask_ratio_max: float = 1.2
     mask_probs: tuple[float, float, float] = (0.5, 0.25, 0.25)  # random, BFS, inverse BFS
-    # How patches become entity graphs (`napari_higt.features.entities.entity_graph`).
+    # How patches become entity graphs (`napari_higt.graph.entities.entity_graph`).
     entity: dict = field(default_factory=lambda: {
         "n_segments": 150, "compactness": 10.0, "min_tissue": 0.2,
         "features": "handcrafted", "crop_size": 16})
@@ -616,7 +616,7 @@ def reconstruction_error(model: HMGDM, graph, n_rounds: int = 8, ratio: float = 
     Parameters
     ----------
     model : HMGDM (a loaded checkpoint: the decoder is needed, not only the encoder)
-    graph : one entity graph (`napari_higt.features.entities.entity_graph`)
+    graph : one entity graph (`napari_higt.graph.entities.entity_graph`)
     n_rounds : random masks of ``ratio`` entities each; every entity's error is the mean of
         the standardised-feature MSE of its x0 reconstruction over the rounds where it was
         masked (NaN if it never was; with 8 rounds at 0.5 that is rare)
@@ -720,7 +720,7 @@ def load_hmgdm_checkpoint(path: str | os.PathLike | None, map_location="cpu",
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: invalid H-MGDM configuration in the checkpoint "
                               f"({exc})") from None
-    from napari_higt.features.entities import entity_feature_dim
+    from napari_higt.graph.entities import entity_feature_dim
 
     try:
         want = entity_feature_dim(cfg.entity.get("features", "handcrafted"),

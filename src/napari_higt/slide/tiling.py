@@ -1,6 +1,6 @@
 """Tiling a slide into x10 patches and x5 regions (and one thumbnail node).
 
-* x10 = 1.0 µm/px, x5 = 2.0 µm/px (``TARGET_MPP``); the slide's scale comes from
+* x10 = 1.0 µm/px, x5 = 2.0 µm/px (`napari_higt.levels`); the slide's scale comes from
   ``Slide.require_mpp()`` (the file's ``openslide.mpp-x``, else its objective power with
   10x = 1.0 µm/px, else the ``mpp`` the user states).
 * A tile is ``patch_size`` (512) px at its magnification, i.e. ``patch_size * target_mpp /
@@ -26,20 +26,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from napari_higt.errors import SlideError
+from napari_higt.levels import PATCH, PATCH_SIZE, REGION, TARGET_MPP, THUMBNAIL, TILED_LEVELS
+from napari_higt.levels import grid_origin, tile_size0
 
 __all__ = [
-    "TARGET_MPP",
-    "PATCH_SIZE",
     "DEFAULT_TISSUE_THRESHOLD",
     "LevelGrid",
     "Tiling",
     "tile_slide",
+    "level_grid",
+    "tile_origin_at",
+    "read_tile",
     "read_tiles",
     "thumbnail_tile",
 ]
 
-TARGET_MPP: dict[str, float] = {"x10": 1.0, "x5": 2.0}
-PATCH_SIZE = 512
 DEFAULT_TISSUE_THRESHOLD = 0.25
 
 
@@ -47,7 +48,7 @@ DEFAULT_TISSUE_THRESHOLD = 0.25
 class LevelGrid:
     """The kept tiles of one magnification."""
 
-    name: str  # "x10" or "x5"
+    name: str  # a level of napari_higt.levels.TILED_LEVELS
     target_mpp: float  # µm per px of the tiles
     patch_size: int  # px on a side at the target magnification
     size0: float  # level-0 px on a side
@@ -77,7 +78,7 @@ class Tiling:
     warnings: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {"thumbnail": 1, **{k: len(v) for k, v in self.levels.items()}}
+        return {THUMBNAIL: 1, **{k: len(v) for k, v in self.levels.items()}}
 
 
 def _mpp_of(slide, mpp: float | None) -> float:
@@ -91,11 +92,41 @@ def _mpp_of(slide, mpp: float | None) -> float:
     return float(mx + my) / 2.0
 
 
-def _read_plan(slide, size0: float, patch_size: int) -> tuple[int, int]:
+def level_grid(slide, name: str, coords, tissue=None, *, mpp: float | None = None,
+               patch_size: int = PATCH_SIZE) -> LevelGrid:
+    """The `LevelGrid` of tiles of level ``name`` at ``coords`` (level-0 top-left (x, y)).
+
+    Its tile size and the file level the pixels are read from are those `tile_slide` uses
+    (the coarsest file level whose downsample is <= the target's).
+
+    Parameters
+    ----------
+    slide : napari_higt.slide.Slide
+    name : a level of `napari_higt.levels.TILED_LEVELS`
+    coords : (N, 2) level-0 px
+    tissue : (N,) tissue fractions (default: ones)
+    mpp : level-0 µm per pixel; overrides the slide's own
+    patch_size : tile side in px at the level's scale
+    """
+    size0 = tile_size0(name, _mpp_of(slide, mpp), patch_size)
     ds = size0 / patch_size  # level-0 px per target px
     level = slide.best_level_for_downsample(ds)
     read_size = max(1, int(round(size0 / slide.level_downsamples[level])))
-    return level, read_size
+    coords = np.asarray(coords, np.int64).reshape(-1, 2)
+    tissue = np.ones(len(coords)) if tissue is None else np.asarray(tissue, np.float64)
+    return LevelGrid(name=name, target_mpp=TARGET_MPP[name], patch_size=patch_size,
+                     size0=float(size0), read_level=level, read_size=read_size,
+                     coords=coords, tissue=tissue)
+
+
+def tile_origin_at(slide, xy0: tuple[float, float], level: str = PATCH, *,
+                   mpp: float | None = None, patch_size: int = PATCH_SIZE) -> tuple[int, int]:
+    """Level-0 (x, y) top-left of the ``level`` grid tile holding level-0 point ``xy0``.
+
+    The grid is `tile_slide`'s; a point off the slide gives the nearest tile inside it.
+    """
+    size0 = tile_size0(level, _mpp_of(slide, mpp), patch_size)
+    return grid_origin(xy0, size0, slide.dimensions)
 
 
 def tile_slide(
@@ -105,7 +136,7 @@ def tile_slide(
     mpp: float | None = None,
     patch_size: int = PATCH_SIZE,
     tissue_threshold: float = DEFAULT_TISSUE_THRESHOLD,
-    levels: Sequence[str] = ("x5", "x10"),
+    levels: Sequence[str] = TILED_LEVELS,
 ) -> Tiling:
     """Tile ``slide`` at x5 and x10 and keep the tiles with tissue.
 
@@ -137,8 +168,8 @@ def tile_slide(
     warnings: list[str] = []
     out: dict[str, LevelGrid] = {}
 
-    s10 = patch_size * TARGET_MPP["x10"] / slide_mpp
-    s5 = patch_size * TARGET_MPP["x5"] / slide_mpp
+    s10 = tile_size0(PATCH, slide_mpp, patch_size)
+    s5 = tile_size0(REGION, slide_mpp, patch_size)
     if s10 < patch_size * 0.99:
         warnings.append(
             f"the slide ({slide_mpp:.3g} µm/px) is coarser than x10 (1.0 µm/px): patches are "
@@ -170,14 +201,10 @@ def tile_slide(
     keep5 = ((t5 > tissue_threshold) & inside) | has_child
     c5, t5 = c5[keep5], t5[keep5]
 
-    for name, size0, coords, tissue in (("x5", s5, c5, t5), ("x10", s10, c10, t10)):
-        if name not in levels:
-            continue
-        level, read_size = _read_plan(slide, size0, patch_size)
-        out[name] = LevelGrid(
-            name=name, target_mpp=TARGET_MPP[name], patch_size=patch_size, size0=float(size0),
-            read_level=level, read_size=read_size, coords=coords, tissue=tissue,
-        )
+    for name, coords, tissue in ((REGION, c5, t5), (PATCH, c10, t10)):
+        if name in levels:
+            out[name] = level_grid(slide, name, coords, tissue, mpp=slide_mpp,
+                                   patch_size=patch_size)
     return Tiling(
         slide_id=slide.slide_id, dimensions=(int(width), int(height)), mpp=slide_mpp,
         tissue_threshold=float(tissue_threshold), levels=out, warnings=warnings,

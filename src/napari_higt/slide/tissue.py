@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TissueMask", "tissue_mask", "tissue_mask_from_rgb"]
+__all__ = ["TissueMask", "tissue_mask", "tissue_mask_from_rgb", "mask_size_for"]
 
 #: Saturation below this is glass or pen-free background whatever Otsu says: a blank slide
 #: must give an empty mask, not the "most saturated half" of its noise.
@@ -112,6 +112,15 @@ def _drop_small_components(mask: np.ndarray, min_size: int) -> np.ndarray:
     keep = sizes >= min_size
     keep[0] = False
     return keep[labels]
+
+
+def mask_size_for(dimensions: tuple[int, int], tile_size0: float) -> int:
+    """Thumbnail side for the tissue mask of a slide tiled in tiles of ``tile_size0`` px.
+
+    About 16 mask px across a tile is plenty; the side stays within 512..2048 px. The
+    pipeline and the node tissue fractions use this, so both see the same mask.
+    """
+    return int(np.clip(16 * max(dimensions) / tile_size0, 512, 2048))
 
 
 def tissue_mask(slide, max_size: int = 2048, **kwargs) -> TissueMask:

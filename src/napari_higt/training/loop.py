@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from napari_higt.errors import UserFacingError
-from napari_higt.training.callbacks import StepInfo, TrainingCancelled, dispatch
+from napari_higt.errors import Cancelled
+from napari_higt.training.callbacks import StepInfo, dispatch
 from napari_higt.training.config import TrainConfig
 from napari_higt.training.distributed import DistContext
 
@@ -123,7 +124,7 @@ def train_epoch(run: FoldRun, epoch: int, callbacks: Sequence[Any] | None = None
 
     Raises
     ------
-    TrainingCancelled
+    napari_higt.errors.Cancelled
         ``cancel`` was set on any rank (checked before every step).
     """
     import torch
@@ -142,7 +143,7 @@ def train_epoch(run: FoldRun, epoch: int, callbacks: Sequence[Any] | None = None
     loss_sum, w_sum = 0.0, 0.0
     for step in range(1, steps + 1):
         if dist.any(cancel_requested(cancel)):
-            raise TrainingCancelled(f"cancelled in epoch {epoch}, step {step}")
+            raise Cancelled(f"cancelled in epoch {epoch}, step {step}")
         bidx = perm[(step - 1) * bs: step * bs]
         yb = y_all[bidx]
         wb = cw.cpu()[yb] if cw is not None else torch.ones(len(bidx))

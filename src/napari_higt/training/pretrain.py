@@ -1,7 +1,7 @@
 """Self-supervised pretraining of the H-MGDM patch encoder (no Qt, no napari).
 
 Pipeline: slides -> x10 patches over tissue (`napari_higt.slide.tiling`) -> SLIC entity
-graphs (`napari_higt.features.entities`, worker pool + cache) -> `HMGDM` trained with
+graphs (`napari_higt.graph.entities`, worker pool + cache) -> `HMGDM` trained with
 dynamic entity masking and latent graph diffusion -> a checkpoint the ``hmgdm`` extractor
 loads.
 
@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from napari_higt.errors import CheckpointError, GraphError
+from napari_higt.levels import PATCH, PATCH_SIZE
 from napari_higt.models.hmgdm import (
     HMGDM,
     HMGDMConfig,
@@ -124,8 +125,8 @@ def collect_patches(
     mpp: float | None = None,
     max_patches: int | None = None,
     min_patches: int = 0,
-    patch_size: int = 512,
-    level: str = "x10",
+    patch_size: int = PATCH_SIZE,
+    level: str = PATCH,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[np.ndarray]:
@@ -199,7 +200,7 @@ def collect_patches(
 def build_entity_graphs(patches, entity: dict | None = None, n_jobs: int = 1,
                         cache_dir=None, progress=None) -> list:
     """Entity graphs of patches with the model config's entity settings (no label images)."""
-    from napari_higt.features.entities import entity_graphs
+    from napari_higt.graph.entity_batch import entity_graphs
 
     entity = dict(HMGDMConfig().entity if entity is None else entity)
     return entity_graphs(patches, n_jobs=n_jobs, cache_dir=cache_dir, keep_label_image=False,

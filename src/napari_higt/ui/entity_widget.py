@@ -1,10 +1,10 @@
 """Dock widget: SLIC entities of one x10 patch drawn where the patch lies on the slide.
 
-The patch is the x10 tile (512 px at 1.0 µm/px, on the tiler's grid) under the centre of
-the view, or the selected node of the slide's x10 graph layer (Graph widget) when that layer
-is active and has a selection. In a background thread the patch is read from the slide and
-turned into its entity graph (`napari_higt.features.entities.entity_graph`); the widget
-adds
+The patch is the x10 tile of the tiler's grid (`napari_higt.slide.tiling.tile_origin_at`)
+under the centre of the view, or the selected node of the slide's x10 graph layer (Graph
+widget) when that layer is active and has a selection. In a background thread
+`napari_higt.features.patch_entities.compute_patch_entities` reads the patch and builds its
+entity graph; the widget adds
 
 * ``<slide> entities``: a Labels layer of the superpixels (boundaries only, ``contour``),
 * ``<slide> entity edges``: the region-adjacency edges as a Vectors layer,
@@ -17,8 +17,6 @@ dynamic mask: green visible / magenta masked).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,104 +34,17 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
-from napari_higt.ui.worker import Cancelled, WorkerWidget
+from napari_higt.features.patch_entities import PatchEntities, compute_patch_entities
+from napari_higt.slide.tiling import tile_origin_at
+from napari_higt.ui.worker import WorkerWidget
 from napari_higt.ui.layers import SLIDE_KEY, camera, slide_layer_kwargs, unit_scale
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-__all__ = ["EntityWidget", "patch_origin_at", "compute_patch_entities", "PatchEntities"]
+__all__ = ["EntityWidget"]
 
-PATCH_PX = 512  # x10 patch side in patch pixels (napari_higt.slide.tiling.PATCH_SIZE)
 MASK_COLOURS = {None: "transparent", 0: "transparent", 1: "#00c853", 2: "#d500f9"}
-
-
-def x10_patch_size0(slide) -> float:
-    """Side of an x10 patch in level-0 px (as the tiler computes it)."""
-    from napari_higt.slide.tiling import TARGET_MPP
-
-    mx, my = slide.require_mpp()
-    return PATCH_PX * TARGET_MPP["x10"] / ((mx + my) / 2.0)
-
-
-def patch_origin_at(slide, xy0: tuple[float, float]) -> tuple[int, int]:
-    """Level-0 (x, y) top-left of the x10 grid tile holding level-0 point ``xy0``.
-
-    The tile is clipped into the slide so a point off the slide gives the nearest tile.
-    """
-    s10 = x10_patch_size0(slide)
-    w, h = slide.dimensions
-    nx = max(int(math.floor(w / s10 + 1e-6)), 1)
-    ny = max(int(math.floor(h / s10 + 1e-6)), 1)
-    gx = int(np.clip(math.floor(xy0[0] / s10), 0, nx - 1))
-    gy = int(np.clip(math.floor(xy0[1] / s10), 0, ny - 1))
-    return int(round(gx * s10)), int(round(gy * s10))
-
-
-@dataclass
-class PatchEntities:
-    """What `compute_patch_entities` returns."""
-
-    origin: tuple[int, int]  # level-0 (x, y) of the patch
-    size0: float  # patch side in level-0 px
-    rgb: np.ndarray  # (512, 512, 3) uint8
-    graph: object  # PyG Data (x, edge_index, pos, centroid, label_image)
-    error: np.ndarray | None = None  # (N,) reconstruction error per entity
-    mask: np.ndarray | None = None  # (N,) bool sampled mask, True = masked
-    note: str = ""
-
-
-def compute_patch_entities(slide_path, mpp, origin: tuple[int, int], n_segments: int,
-                           compactness: float, encoder: str | None = None,
-                           cancel=None) -> PatchEntities:
-    """Read the x10 patch at ``origin`` and build its entity graph (Qt-free, thread-safe).
-
-    With ``encoder`` (an H-MGDM checkpoint), also the per-entity reconstruction error and a
-    sampled mask; the graph then uses the encoder's entity feature settings.
-    """
-    from napari_higt.features.entities import entity_graph
-    from napari_higt.slide import Slide
-    from napari_higt.slide.tiling import LevelGrid, read_tile
-
-    def check():
-        if cancel is not None and cancel():
-            raise Cancelled()
-
-    with Slide(slide_path, mpp=mpp) as s:
-        s10 = x10_patch_size0(s)
-        level = s.best_level_for_downsample(s10 / PATCH_PX)
-        read_size = max(1, int(round(s10 / s.level_downsamples[level])))
-        grid = LevelGrid(name="x10", target_mpp=1.0, patch_size=PATCH_PX, size0=s10,
-                         read_level=level, read_size=read_size,
-                         coords=np.asarray([origin], np.int64), tissue=np.ones(1))
-        rgb = read_tile(s, grid, origin)
-    check()
-    params: dict = {"n_segments": int(n_segments), "compactness": float(compactness)}
-    model = None
-    note = ""
-    if encoder:
-        from napari_higt.models.hmgdm import load_hmgdm_checkpoint
-
-        model, _ = load_hmgdm_checkpoint(encoder)
-        ent = dict(model.cfg.entity)
-        for key in ("features", "crop_size", "min_tissue"):
-            if key in ent:
-                params[key] = ent[key]
-        differs = [f"{k}={ent[k]}" for k in ("n_segments", "compactness")
-                   if k in ent and float(ent[k]) != float(params[k])]
-        if differs:
-            note = f"the encoder was pretrained with {', '.join(differs)}"
-    graph = entity_graph(rgb, **params)
-    check()
-    out = PatchEntities(origin=tuple(origin), size0=s10, rgb=rgb, graph=graph, note=note)
-    if model is not None and graph.num_nodes >= 2:
-        from napari_higt.models.hmgdm import reconstruction_error
-
-        rec = reconstruction_error(model, graph)
-        out.error = rec["error"]
-        out.mask = rec["mask"]
-    check()
-    return out
 
 
 class EntityWidget(WorkerWidget):
@@ -188,10 +99,10 @@ class EntityWidget(WorkerWidget):
                 and len(getattr(active, "selected_data", ()))):
             i = min(active.selected_data)
             row, col = np.asarray(active.data[i], float)  # level-0 px tile centre
-            return patch_origin_at(slide, (col, row)), "the selected x10 node"
+            return tile_origin_at(slide, (col, row)), "the selected x10 node"
         uy, ux = unit_scale(slide)
         cy, cx = camera(self.viewer).center[-2:]
-        return patch_origin_at(slide, (cx / ux, cy / uy)), "the centre of the view"
+        return tile_origin_at(slide, (cx / ux, cy / uy)), "the centre of the view"
 
     def run(self) -> bool:
         if self._busy("Computing entities"):
@@ -221,7 +132,7 @@ class EntityWidget(WorkerWidget):
         from napari.utils.colormaps import DirectLabelColormap
 
         self.result = res
-        ds0 = res.size0 / PATCH_PX
+        ds0 = res.size0 / res.rgb.shape[0]
         uy, ux = unit_scale(slide)
         x0, y0 = res.origin
 

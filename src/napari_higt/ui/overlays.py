@@ -10,13 +10,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_higt.graph.hierarchy import (
-    EDGE_SCALE,
-    EDGE_SPATIAL,
-    LEVELS,
-    HierarchicalGraph,
-)
+from napari_higt.graph.hierarchy import EDGE_SCALE, EDGE_SPATIAL, HierarchicalGraph
 from napari_higt.graph.layout import edge_segments, node_centres, node_sizes
+from napari_higt.levels import LEVELS
 from napari_higt.ui.layers import slide_layer_kwargs
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -22,17 +22,13 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_higt.errors import UserFacingError
+from napari_higt.errors import Cancelled, UserFacingError
 from napari_higt.ui.layers import find_slide_layer, slide_of_layer
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-__all__ = ["Cancelled", "WorkerWidget", "mpp_missing_message"]
-
-
-class Cancelled(Exception):
-    """A background job stopped because the user pressed Cancel."""
+__all__ = ["WorkerWidget", "mpp_missing_message"]
 
 
 class _Job:
@@ -51,9 +47,9 @@ class WorkerWidget(QWidget):
     Subclasses call `_start(func, on_done, what)`; ``func(progress, cancelled)`` runs in a
     `napari.qt.threading` worker, calls ``progress(done, total)`` as it goes and polls
     ``cancelled()``; its return value goes to ``on_done`` on the GUI thread.
-    `UserFacingError` -> warning notification with its message; `Cancelled` (or the
-    pipeline's ``PreprocessCancelled``) -> info; anything else -> error notification (one
-    line, never a traceback dialog).
+    `UserFacingError` -> warning notification with its message;
+    `napari_higt.errors.Cancelled` -> info; anything else -> error notification (one line,
+    never a traceback dialog).
     """
 
     #: (done, total) emitted from the worker thread; Qt queues it to the GUI thread.
@@ -182,10 +178,8 @@ class WorkerWidget(QWidget):
             self._report(str(exc), warning=True)
 
     def _fail(self, job: _Job, exc: BaseException, what: str) -> None:
-        from napari_higt.features.pipeline import PreprocessCancelled
-
         self._release(job)
-        if isinstance(exc, (Cancelled, PreprocessCancelled)) or job.cancel.is_set():
+        if isinstance(exc, Cancelled) or job.cancel.is_set():
             self._cancelled()
         elif isinstance(exc, UserFacingError):
             self._report(str(exc), warning=True)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_higt.features.entities import (
+from napari_higt.graph.entities import (
     ENTITY_FEATURE_DIM,
     ENTITY_FEATURE_NAMES,
     entity_graph,
-    entity_graphs,
     region_adjacency,
 )
+from napari_higt.graph.entity_batch import entity_graphs
 
 # H&E-like colours (saturated enough to count as tissue) and glass white.
 PINK, PURPLE, RED, BLUE = (230, 150, 190), (110, 60, 150), (200, 70, 90), (80, 90, 170)

@@ -12,12 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ScoreRaster", "node_raster", "LEVEL_NAMES", "LEVEL_SIZES_UM"]
-
-#: Level ids of the hierarchical graph, in the order of `napari_higt.graph`.
-LEVEL_NAMES = ("thumbnail", "x5", "x10")
-#: Side of one node of each level in µm (512 px at 2.0 and 1.0 µm/px).
-LEVEL_SIZES_UM = {"x5": 1024.0, "x10": 512.0}
+__all__ = ["ScoreRaster", "node_raster"]
 
 
 @dataclass(frozen=True)

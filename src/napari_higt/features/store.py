@@ -31,11 +31,11 @@ import numpy as np
 from napari_higt.errors import FeatureError, FeatureStorageError
 from napari_higt.graph.hierarchy import HierarchicalGraph
 from napari_higt.io import atomic_path, remove_stale_tmp
+from napari_higt.levels import LEVELS, PATCH
 
 __all__ = ["FeatureStore", "StoredFeatures", "read_graph", "source_hash", "atomic_feature_file",
            "FORMAT_VERSION"]
 
-LEVELS = ("thumbnail", "x5", "x10")
 FORMAT_VERSION = 1
 #: Root attrs copied into every level group as DESIGN.md lists them there too.
 _GROUP_COPY = ("extractor", "extractor_config_hash", "mpp")
@@ -247,7 +247,7 @@ class FeatureStore:
                     la["patch_size_level0"] = ca["patch_size"]
                 if "target_magnification" in la:
                     la["magnification"] = la["target_magnification"]
-                coords["x10"], feats["x10"], lattrs["x10"] = c, f, la
+                coords[PATCH], feats[PATCH], lattrs[PATCH] = c, f, la
             else:
                 raise FeatureError(
                     f"{path} holds no features: expected groups {list(LEVELS)} or root "

@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["StepInfo", "EpochInfo", "FoldInfo", "Callback", "CancelToken", "TrainingCancelled",
+from napari_higt.errors import Cancelled
+
+__all__ = ["StepInfo", "EpochInfo", "FoldInfo", "Callback", "CancelToken",
            "TqdmCallback", "dispatch"]
 
 
@@ -72,10 +74,6 @@ class Callback:
     def on_fold(self, info: FoldInfo) -> None: ...
 
 
-class TrainingCancelled(Exception):
-    """Raised inside the engine when the cancel token is set; the engine catches it."""
-
-
 class CancelToken:
     """Thread-safe stop flag: ``cancel()`` from any thread, the engine polls it every step.
 
@@ -101,7 +99,7 @@ class CancelToken:
 
     def raise_if_cancelled(self) -> None:
         if self._event.is_set():
-            raise TrainingCancelled("training cancelled")
+            raise Cancelled("training cancelled")
 
 
 def dispatch(callbacks: Iterable[Any] | None, hook: str, info: Any) -> None:

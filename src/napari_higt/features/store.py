@@ -239,12 +239,17 @@ class FeatureStore:
                 ca = {k: _py(v) for k, v in h5["coords"].attrs.items()}
                 la: dict[str, Any] = {}
                 for k in ("patch_size", "patch_level", "target_magnification",
-                          "level0_magnification", "patch_size_level0"):
+                          "level0_magnification", "patch_size_level0", "overlap", "name"):
                     if k in ca:
                         la[k] = ca[k]
                 if ("patch_size_level0" not in la and la.get("patch_level") == 0
                         and "patch_size" in ca):
                     la["patch_size_level0"] = ca["patch_size"]
+                if "patch_size_level0" not in la and all(
+                        k in la for k in ("patch_size", "level0_magnification",
+                                          "target_magnification")):  # TRIDENT's own rule
+                    la["patch_size_level0"] = (la["patch_size"] * la["level0_magnification"]
+                                               / la["target_magnification"])
                 if "target_magnification" in la:
                     la["magnification"] = la["target_magnification"]
                 coords[PATCH], feats[PATCH], lattrs[PATCH] = c, f, la

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from napari_higt.explain.inspect import node_summary
 from napari_higt.ui.app import save_screenshot
 from napari_higt.ui.inference_widget import InferenceWidget
-from napari_higt.ui.inspector_widget import InspectorWidget, node_summary
+from napari_higt.ui.inspector_widget import InspectorWidget
 from napari_higt.ui.layers import slide_of_layer
 from napari_higt.ui.results import RESULT_KEY
 from tests.ui.conftest import SCREENSHOTS, open_slide

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from napari_higt.graph.hierarchy import EDGE_SCALE, LEVEL_IDS, LEVELS, HierarchicalGraph
+from napari_higt.explain.registry import EDGE_SCORE, score_keys, score_spec
+from napari_higt.graph.hierarchy import EDGE_SCALE, HierarchicalGraph
+from napari_higt.levels import LEVEL_IDS, LEVELS
 
-__all__ = ["node_at", "NeighbourAttention", "attention_neighbours", "ranked_nodes"]
+__all__ = ["node_at", "NeighbourAttention", "attention_neighbours", "ranked_nodes",
+           "node_summary", "inspected_scores"]
 
 
 def node_at(graph: HierarchicalGraph, x: float, y: float, level: str = "x10") -> int | None:
@@ -81,3 +85,41 @@ def ranked_nodes(graph: HierarchicalGraph, score: np.ndarray, level: str = "x10"
     s = np.asarray(score, dtype=np.float64)[idx]
     s = np.where(np.isfinite(s), s, -np.inf)
     return idx[np.argsort(-s, kind="stable")]
+
+
+def inspected_scores(diverging: bool = False) -> tuple[str, ...]:
+    """The scores the inspector lists for a node (``diverging``: those of its region)."""
+    return tuple(k for k in score_keys("inspect") if score_spec(k).diverging == diverging)
+
+
+def node_summary(result: Any, node: int, k: int = 5) -> dict[str, Any]:
+    """What the inspector shows for ``node`` of an inference result.
+
+    ``result`` has ``graph`` (`HierarchicalGraph`) and ``scores`` (name -> array). The
+    nodes ``node`` attends to most are ranked by the per-edge attention of the result
+    (``edge_attention``) when it has it, else by the importance of the sending node.
+
+    Returns
+    -------
+    dict with ``level``, ``coords``, ``scores`` (name -> value), ``parent``, ``region_bi``
+    (the BI contributions of its region), ``top`` (a list of (node, relation, weight)) and
+    ``top_by`` ("attention" or "importance").
+    """
+    g = result.graph
+    scores = {name: float(v[node]) for name, v in result.scores.items()
+              if np.ndim(v) == 1 and len(v) == g.num_nodes}
+    parent = int(g.parent_index[node])
+    region = parent if g.level[node] == LEVEL_IDS["x10"] else node
+    region_bi = {name: float(result.scores[name][region])
+                 for name in inspected_scores(diverging=True) if name in result.scores}
+    edge_w = result.scores.get(EDGE_SCORE.key)
+    if edge_w is not None and len(edge_w) == g.edge_index.shape[1]:
+        weight, source = edge_w, "attention"
+    else:
+        imp = np.asarray(result.scores.get("node_importance", np.zeros(g.num_nodes)))
+        weight, source = imp[g.edge_index[0]], "importance"
+    top = [(t.node, t.relation, t.weight)
+           for t in attention_neighbours(g, node, weight, k=k, direction="in")]
+    return {"level": LEVELS[g.level[node]], "coords": tuple(int(c) for c in g.coords[node]),
+            "scores": scores, "parent": parent, "region_bi": region_bi, "top": top,
+            "top_by": source}

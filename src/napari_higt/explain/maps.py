@@ -1,10 +1,10 @@
 """Per-node model outputs -> per-level score rasters of a slide.
 
 `score_maps` turns any per-node score (node importance, IHPool fitness, SSA context, BI
-contributions, ...) into one `ScoreRaster` per graph level, aligned with the slide. BI
-contributions are shown relative to the slide's own average (`relative_contribution`), so a
-diverging colormap tells which patches or regions contribute more (warm) or less (cool)
-than usual.
+contributions, ...) into one `ScoreRaster` per graph level, aligned with the slide, with the
+levels and normalisation of its `explain.registry` entry. BI contributions are shown
+relative to the slide's own average (`relative_contribution`), so a diverging colormap tells
+which patches or regions contribute more (warm) or less (cool) than usual.
 """
 
 from __future__ import annotations
@@ -15,24 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_higt.explain.rasters import ScoreRaster, node_raster
-from napari_higt.graph.hierarchy import LEVEL_IDS, HierarchicalGraph
+from napari_higt.explain.registry import ScoreSpec, score_spec
+from napari_higt.graph.hierarchy import HierarchicalGraph
+from napari_higt.levels import LEVEL_IDS
 
-__all__ = ["ScoreMap", "score_maps", "relative_contribution", "SCORE_INFO"]
-
-
-#: What each score means and how to colour it: (description, diverging, natural levels).
-SCORE_INFO: dict[str, tuple[str, bool, tuple[str, ...]]] = {
-    "node_importance": ("attention rollout through GNN, pooling and HIViT, in [0, 1]",
-                        False, ("x5", "x10")),
-    "ihpool_score": ("IHPool fitness: what the pooling keeps", False, ("x5", "x10")),
-    "node_attention": ("RAConv+ attention each node sends to its neighbours", False,
-                       ("x5", "x10")),
-    "ssa_context": ("HIViT separable self-attention context score", False, ("x5", "x10")),
-    "bi_region_to_patch": ("region -> patch contribution (BI), relative to the slide mean",
-                           True, ("x10",)),
-    "bi_patch_to_region": ("patch -> region contribution (BI), relative to the slide mean",
-                           True, ("x5",)),
-}
+__all__ = ["ScoreMap", "score_maps", "relative_contribution"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +30,15 @@ class ScoreMap:
     level: str
     raster: ScoreRaster
     diverging: bool
+
+    @property
+    def spec(self) -> ScoreSpec:
+        """The score's registry entry (display name, meaning, colormap)."""
+        return score_spec(self.name)
+
+    @property
+    def colormap(self) -> str:
+        return self.spec.colormap
 
     @property
     def clim(self) -> tuple[float, float]:
@@ -89,7 +85,7 @@ def score_maps(
         Per-node values indexed like the graph's nodes (NaN = not scored).
     slide_dimensions : (width, height) level-0 px
     levels : sequence of level names, optional
-        Restrict to these levels; by default each score's natural levels (`SCORE_INFO`).
+        Restrict to these levels; by default each score's levels in `explain.registry`.
 
     Returns
     -------
@@ -101,8 +97,9 @@ def score_maps(
         if len(values) != graph.num_nodes:
             raise ValueError(f"score {name!r} has {len(values)} values for "
                              f"{graph.num_nodes} nodes")
-        _, diverging, natural = SCORE_INFO.get(name, ("", False, ("x5", "x10")))
-        for level in levels or natural:
+        spec = score_spec(name)
+        diverging = spec.diverging
+        for level in levels or spec.levels:
             mask = graph.level == LEVEL_IDS[level]
             if not mask.any():
                 continue

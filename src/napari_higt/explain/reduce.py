@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_higt.explain.registry import score_spec
+
 __all__ = ["node_scores"]
 
 
@@ -20,28 +22,30 @@ def node_scores(out: Any) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     scores: dict[str, np.ndarray] = {}
     how: dict[str, str] = {}
 
-    def put(name: str, t: Any, desc: str) -> None:
+    def put(name: str, t: Any) -> None:
         if t is None:
             return
         if isinstance(t, torch.Tensor):
             t = t.detach().float().cpu().numpy()
         scores[name] = np.asarray(t, dtype=np.float32).reshape(-1)
-        how[name] = desc
+        how[name] = score_spec(name).reduction
 
-    put("node_importance", out.node_importance, "as returned")
-    if getattr(out, "ihpool_score", None) is not None and out.ihpool_score.numel():
-        put("ihpool_score", out.ihpool_score[0], "stage 1")
-    if getattr(out, "node_attention", None) is not None and out.node_attention.numel():
-        put("node_attention", out.node_attention[0].mean(-1), "layer 1, mean over heads")
-    ssa = getattr(out, "ssa_context_score", None)
-    if ssa is not None and ssa.numel():
-        put("ssa_context", ssa.mean(0).sum(0), "mean over blocks; region and patch tokens")
-    for name in ("bi_region_to_patch", "bi_patch_to_region"):
+    def given(name: str) -> Any:
         v = getattr(out, name, None)
-        if v is not None and v.numel():
-            put(name, v.mean(0), "mean over blocks")
-    put("mil_attention", getattr(out, "mil_attention", None), "as returned")
+        return v if v is not None and v.numel() else None
+
+    put("node_importance", out.node_importance)
+    if (v := given("ihpool_score")) is not None:
+        put("ihpool_score", v[0])
+    if (v := given("node_attention")) is not None:
+        put("node_attention", v[0].mean(-1))
+    if (v := given("ssa_context_score")) is not None:
+        put("ssa_context", v.mean(0).sum(0))
+    for name in ("bi_region_to_patch", "bi_patch_to_region"):
+        if (v := given(name)) is not None:
+            put(name, v.mean(0))
+    put("mil_attention", getattr(out, "mil_attention", None))
     edges = getattr(out, "edge_attention", None)
     if edges:
-        put("edge_attention", edges[0].mean(-1), "layer 1 per input edge, mean over heads")
+        put("edge_attention", edges[0].mean(-1))
     return scores, how

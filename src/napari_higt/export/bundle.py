@@ -13,11 +13,7 @@ import numpy as np
 
 from napari_higt.errors import UserFacingError
 
-__all__ = ["export_result", "EXPORTED_SCORES"]
-
-#: Per-node scores written to the GeoJSON measurements and the CSV (when present).
-EXPORTED_SCORES = ("node_importance", "ihpool_score", "node_attention", "ssa_context",
-                   "bi_region_to_patch", "bi_patch_to_region", "mil_attention")
+__all__ = ["export_result"]
 
 
 def export_result(
@@ -60,11 +56,12 @@ def export_result(
         message names the folder; nothing half-written is left).
     """
     from napari_higt.explain.maps import score_maps
+    from napari_higt.explain.registry import SCORES, score_keys
     from napari_higt.export.figure import FigureSpec, save_figure, slide_figure
     from napari_higt.export.geojson import nodes_to_geojson, write_geojson
     from napari_higt.export.table import write_node_csv
-    from napari_higt.graph.hierarchy import LEVEL_IDS
     from napari_higt.graph.layout import level_names, node_sizes
+    from napari_higt.levels import LEVEL_IDS
 
     from napari_higt.export.figure import FIGURE_FORMATS
 
@@ -96,15 +93,15 @@ def export_result(
     written: dict[str, Path] = {}
     try:
         for fmt in formats:
-            spec = FigureSpec(title=title, score_name=f"{score} ({level})", opacity=opacity,
-                              cmap="PiYG" if smap.diverging else "inferno", clim=smap.clim,
+            spec = FigureSpec(title=title, score_name=f"{smap.spec.display_name} ({level})",
+                              opacity=opacity, cmap=smap.colormap, clim=smap.clim,
                               markers=marks)
             fig = slide_figure(slide, smap.raster, spec, region=region, max_pixels=max_pixels)
             written[fmt] = save_figure(fig, out_dir / f"{sid}.{fmt}", dpi=dpi)
         keep = g.level != 0  # the thumbnail is the whole slide, not a tile
         names = level_names(g)[keep]
-        meas = {k: np.asarray(result.scores[k])[keep] for k in EXPORTED_SCORES
-                if k in result.scores}
+        meas = {SCORES[k].display_name: np.asarray(result.scores[k])[keep]
+                for k in score_keys("export") if k in result.scores}
         gj = nodes_to_geojson(g.coords[keep], sizes[keep], names, meas, object_type=object_type)
         written["geojson"] = write_geojson(out_dir / f"{sid}.geojson", gj)
         written["csv"] = write_node_csv(out_dir / f"{sid}_nodes.csv", g.coords[keep],

@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
+from napari_higt.explain.registry import SCORES, score_keys
 from napari_higt.export.bundle import export_result
 from napari_higt.ui.layers import camera, find_slide_layer, slide_of_layer, unit_scale
 from napari_higt.ui.results import RESULT_KEY
@@ -59,8 +60,8 @@ class ExportWidget(WorkerWidget):
         row.addWidget(self.out_dir)
         row.addWidget(browse)
         self.score = QComboBox()
-        self.score.addItems(["node_importance", "bi_region_to_patch", "bi_patch_to_region",
-                             "ihpool_score", "ssa_context", "node_attention", "mil_attention"])
+        for key in score_keys("export"):
+            self.score.addItem(SCORES[key].display_name, key)
         self.level = QComboBox()
         self.level.addItems(["x10", "x5"])
         self.formats = {f: QCheckBox(f.upper()) for f in ("png", "svg", "pdf")}
@@ -121,7 +122,7 @@ class ExportWidget(WorkerWidget):
         out = Path(text).expanduser() if text else slide.path.parent / "export"
         formats = [f for f, box in self.formats.items() if box.isChecked()]
         region = view_region(self.viewer, slide) if self.current_view.isChecked() else None
-        kwargs = {"score": self.score.currentText(), "level": self.level.currentText(),
+        kwargs = {"score": self.score.currentData(), "level": self.level.currentText(),
                   "formats": formats, "opacity": self.opacity.value(), "dpi": self.dpi.value(),
                   "region": region, "markers": self.markers.isChecked(),
                   "object_type": self.object_type.currentText()}

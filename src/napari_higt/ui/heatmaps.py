@@ -14,17 +14,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["add_score_maps", "score_layer_data"]
 
-SEQUENTIAL_CMAP = "inferno"
-DIVERGING_CMAP = "PiYG"
-
 
 def score_layer_data(smap: ScoreMap, slide: Slide, opacity: float = 0.55) -> tuple:
     """The (data, kwargs, "image") tuple of one score map over ``slide``."""
     kwargs = slide_layer_kwargs(slide, smap.raster.downsample, higt_role="score",
                                 score=smap.name, score_level=smap.level)
     kwargs.update(
-        name=f"{slide.slide_id} {smap.name} {smap.level}",
-        colormap=DIVERGING_CMAP if smap.diverging else SEQUENTIAL_CMAP,
+        name=f"{slide.slide_id} {smap.spec.display_name} {smap.level}",
+        colormap=smap.colormap,
         contrast_limits=smap.clim, opacity=opacity, blending="translucent",
         interpolation2d="nearest",
     )

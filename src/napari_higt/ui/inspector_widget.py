@@ -26,8 +26,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_higt.explain.inspect import node_at, ranked_nodes
-from napari_higt.graph.hierarchy import EDGE_SCALE, LEVEL_IDS, LEVELS
+from napari_higt.explain.inspect import inspected_scores, node_at, node_summary, ranked_nodes
+from napari_higt.explain.registry import SCORES
+from napari_higt.levels import LEVELS
 from napari_higt.ui.layers import (
     find_slide_layer,
     slide_layer_kwargs,
@@ -39,49 +40,9 @@ from napari_higt.ui.results import RESULT_KEY
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-__all__ = ["InspectorWidget", "node_summary"]
+__all__ = ["InspectorWidget"]
 
 THUMB_PX = 96
-
-
-def node_summary(result, node: int, k: int = 5) -> dict:
-    """What the inspector shows for ``node`` of an inference result (Qt-free).
-
-    Returns a dict with ``level``, ``coords``, ``scores`` (name -> value), ``parent``,
-    ``region_bi`` (the BI contributions of its region) and ``top`` (a list of
-    (node, relation, weight) of the nodes it attends to most).
-    """
-    g = result.graph
-    scores = {name: float(v[node]) for name, v in result.scores.items()
-              if np.ndim(v) == 1 and len(v) == g.num_nodes}
-    parent = int(g.parent_index[node])
-    region = parent if g.level[node] == LEVEL_IDS["x10"] else node
-    region_bi = {name: float(result.scores[name][region])
-                 for name in ("bi_region_to_patch", "bi_patch_to_region")
-                 if name in result.scores}
-    src, dst = g.edge_index
-    incoming = np.flatnonzero(dst == node)
-    edge_w = result.scores.get("edge_attention")
-    if edge_w is not None and len(edge_w) == len(src):
-        weight = np.asarray(edge_w, dtype=np.float64)[incoming]
-        source = "attention"
-    else:
-        imp = result.scores.get("node_importance", np.zeros(g.num_nodes))
-        weight = np.asarray(imp, dtype=np.float64)[src[incoming]]
-        source = "importance"
-    order = incoming[np.argsort(-weight, kind="stable")][:k]
-    wmap = dict(zip(incoming.tolist(), weight.tolist()))
-    top = []
-    for e in order:
-        j = int(src[e])
-        if g.edge_type[e] == EDGE_SCALE:
-            relation = "parent" if j == parent and j != node else "child"
-        else:
-            relation = "neighbour"
-        top.append((j, relation, wmap[int(e)]))
-    return {"level": LEVELS[g.level[node]], "coords": tuple(int(c) for c in g.coords[node]),
-            "scores": scores, "parent": parent, "region_bi": region_bi, "top": top,
-            "top_by": source}
 
 
 class InspectorWidget(QWidget):
@@ -163,11 +124,11 @@ class InspectorWidget(QWidget):
         tissue = self._tissue_fraction(slide, result)[self.node]
         lines = [(f"<b>{s['level']} node {self.node}</b> at x={s['coords'][0]}, "
                   f"y={s['coords'][1]} px; tissue {100 * tissue:.0f} %")]
-        for name in ("node_importance", "ihpool_score", "ssa_context", "node_attention"):
+        for name in inspected_scores():
             if name in s["scores"]:
-                lines.append(f"{name}: {s['scores'][name]:.3g}")
+                lines.append(f"{SCORES[name].display_name}: {s['scores'][name]:.3g}")
         for name, v in s["region_bi"].items():
-            lines.append(f"region {name}: {v:.3g}")
+            lines.append(f"region {SCORES[name].display_name}: {v:.3g}")
         lines.append(f"<b>top {len(s['top'])} by {s['top_by']}</b>")
         lines += [f"{j} ({rel}): {w:.3g}" for j, rel, w in s["top"]]
         self.info.setText("<br>".join(lines))

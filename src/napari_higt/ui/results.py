@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from napari_higt.explain.maps import score_maps
+from napari_higt.explain.registry import score_keys
 from napari_higt.inference import InferenceResult, load_cached_result
 from napari_higt.ui.heatmaps import add_score_maps
 from napari_higt.ui.layers import slide_of_layer
@@ -13,11 +14,8 @@ from napari_higt.ui.layers import slide_of_layer
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-__all__ = ["show_result", "show_cached_results", "PAINTED_SCORES", "RESULT_KEY"]
+__all__ = ["show_result", "show_cached_results", "RESULT_KEY"]
 
-#: Scores painted after a run, in layer order; node_importance is the one shown first.
-PAINTED_SCORES = ("node_importance", "bi_region_to_patch", "bi_patch_to_region",
-                  "mil_attention")
 #: Where the result of the last run lives on the slide layer (for the inspector).
 RESULT_KEY = "higt_result"
 
@@ -31,7 +29,8 @@ def show_result(viewer: napari.viewer.Viewer, slide_layer, result: InferenceResu
     is kept in ``slide_layer.metadata`` for the inspector.
     """
     slide = slide_of_layer(slide_layer)
-    scores = {k: result.scores[k] for k in PAINTED_SCORES if k in result.scores}
+    # In registry order, so node_importance (the one shown first) is the first layer.
+    scores = {k: result.scores[k] for k in score_keys("paint") if k in result.scores}
     maps = score_maps(result.graph, scores, slide.dimensions)
     first = {"node_importance"} if "node_importance" in scores else None
     layers = add_score_maps(viewer, maps, slide, opacity=opacity, visible=first)

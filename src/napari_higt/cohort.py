@@ -14,11 +14,13 @@ Qt-free: the cohort browser widget (``napari_higt.ui.cohort_widget``) shows what
   model scores cached in the file's ``explain/`` group.
 * Predictions CSV: ``slide_id,pred,prob_<class>...``; ``prob`` is the probability of the
   predicted class (``prob_<pred>``; the largest ``prob_*`` when that column is absent).
-* Labels CSV: ``slide_id,label[,fold]``.
+* Labels CSV: ``slide_id,label[,fold]``, read by `napari_higt.labels.read_labels` with the
+  rules training uses (one class is enough here).
 
-CSV rows whose slide is not in the folder, duplicate slide ids and malformed rows are not
-errors: they are reported in ``Cohort.warnings`` so one bad line does not hide the cohort.
-A missing or unreadable CSV, or one without the required columns, raises
+Prediction rows whose slide is not in the folder, duplicate slide ids and malformed rows
+are not errors: they are reported in ``Cohort.warnings`` so one bad line does not hide the
+cohort; so are labelled slides not in the folder. A missing or unreadable CSV, one without
+the required columns, or a labels CSV that breaks the labels rules raises
 :class:`CohortError` (a ``UserFacingError``) saying what is wrong.
 """
 
@@ -32,9 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from napari_higt.errors import UserFacingError
+from napari_higt.labels import LabelError, read_labels
 
 __all__ = ["Cohort", "CohortError", "CohortRow", "scan_cohort", "read_predictions",
-           "read_labels", "feature_file_status"]
+           "feature_file_status"]
 
 
 class CohortError(UserFacingError):
@@ -191,17 +194,6 @@ def read_predictions(path: str | os.PathLike) -> tuple[list[str], dict[str, dict
     return classes, out, warnings
 
 
-def read_labels(path: str | os.PathLike) -> tuple[dict[str, str], list[str]]:
-    """Read ``slide_id,label[,fold]`` -> ({slide_id: label}, warnings)."""
-    path = Path(path)
-    _, rows = _read_csv(path, ("slide_id", "label"), "labels")
-    out: dict[str, str] = {}
-    warnings: list[str] = []
-    for _, sid, r in _slide_rows(path, rows, warnings):
-        out[sid] = r.get("label") or ""
-    return out, warnings
-
-
 def feature_file_status(path: str | os.PathLike) -> dict:
     """What a feature file offers, read from its structure only (no feature arrays).
 
@@ -291,8 +283,10 @@ def scan_cohort(
             row.pred, row.prob, row.probs = pr["pred"], pr["prob"], pr["probs"]
             row.has_prediction = True
     if labels:
-        labs, w = read_labels(labels)
-        warnings += w
+        try:
+            labs = read_labels(labels, min_classes=1).as_dict()
+        except LabelError as exc:
+            raise CohortError(str(exc)) from None
         for sid, lab in labs.items():
             row = by_id.get(sid)
             if row is None:

@@ -10,24 +10,10 @@ import pytest
 
 from napari_higt.cli import main
 from napari_higt.errors import CheckpointError, FeatureError
-from napari_higt.features.store import FeatureStore
-from napari_higt.training.dataset import LabelError, SlideGraphDataset, read_labels
 from napari_higt.explain.store import read_node_scores
+from napari_higt.features.store import FeatureStore
 from napari_higt.inference.predict import predict_slides
-
-
-def test_read_labels(tmp_path):
-    p = tmp_path / "l.csv"
-    p.write_text("slide_id,label,fold\na.svs,10,0\nb,2,1\nc.h5,10,1\n")
-    t = read_labels(p)
-    assert t.slide_ids == ["a", "b", "c"] and t.class_names == ["2", "10"]  # numeric order
-    assert t.index().tolist() == [1, 0, 1] and t.folds == [0, 1, 1]
-    p.write_text("slide,label\na,x\n")
-    with pytest.raises(LabelError, match="slide_id,label"):
-        read_labels(p)
-    p.write_text("slide_id,label\na,x\nb,x\n")
-    with pytest.raises(LabelError, match="one class"):
-        read_labels(p)
+from napari_higt.training.dataset import SlideGraphDataset
 
 
 def test_dataset_skips_missing_with_warning(feature_folder):

@@ -15,7 +15,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "SlideGraphDataset": "dataset", "read_labels": "dataset", "LabelTable": "dataset",
+    "SlideGraphDataset": "dataset",
     "TrainConfig": "config", "CVResult": "results", "FoldResult": "results",
     "train_cross_validation": "engine", "train_fold": "fold", "make_splits": "splits",
     "checkpoint_path": "runs", "best_checkpoint": "runs",

@@ -1,8 +1,7 @@
 """Slide graphs + labels: the dataset the training engine and the CLI read.
 
-``read_labels(csv)`` parses ``slide_id,label[,fold]`` (``DESIGN.md``); class names are the
-distinct labels of the CSV in sorted order (numbers sort numerically), so class index ``i``
-means ``class_names[i]`` everywhere (logits, checkpoints, prediction CSVs).
+The labels CSV (``slide_id,label[,fold]``) is read by `napari_higt.labels.read_labels`;
+class index ``i`` means ``class_names[i]`` everywhere (logits, checkpoints, prediction CSVs).
 
 ``SlideGraphDataset.from_folder(features_dir, labels_csv)`` pairs every labelled slide with
 ``<features_dir>/<slide_id>.h5``; slides with a label but no feature file, and feature files
@@ -14,7 +13,6 @@ in memory when ``cache=True``. ``SlideGraphDataset.from_graphs`` wraps graphs al
 
 from __future__ import annotations
 
-import csv
 import os
 import warnings
 from collections.abc import Sequence
@@ -24,93 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from napari_higt.errors import FeatureError, UserFacingError
+from napari_higt.errors import FeatureError
+from napari_higt.labels import class_order, read_labels
 
-__all__ = ["LabelTable", "read_labels", "SlideGraphDataset", "load_graph"]
-
-
-class LabelError(UserFacingError):
-    """The labels CSV cannot be used (missing columns, empty, duplicate slides)."""
-
-
-@dataclass
-class LabelTable:
-    """Parsed labels CSV."""
-
-    slide_ids: list[str]
-    labels: list[str]
-    folds: list[int] | None
-    class_names: list[str]
-    path: Path | None = None
-
-    def index(self) -> np.ndarray:
-        """Class index of every row."""
-        lut = {c: i for i, c in enumerate(self.class_names)}
-        return np.array([lut[v] for v in self.labels], dtype=np.int64)
-
-
-def _sort_key(v: str) -> tuple[int, float | str]:
-    try:
-        return (0, float(v))
-    except ValueError:
-        return (1, v)
-
-
-def read_labels(path: str | os.PathLike) -> LabelTable:
-    """Read ``slide_id,label[,fold]`` (header required; extra columns ignored).
-
-    ``slide_id`` may be a file name: its ``.h5`` / slide extension is dropped.
-
-    Raises
-    ------
-    LabelError
-        Missing file or columns, no rows, a slide listed twice with different labels, fewer
-        than two classes, non-integer folds.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise LabelError(f"labels file not found: {path}")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        cols = [c.strip().lower() for c in (reader.fieldnames or [])]
-        if "slide_id" not in cols or "label" not in cols:
-            raise LabelError(
-                f"{path}: the header must name the columns slide_id,label[,fold]; found "
-                f"{reader.fieldnames}"
-            )
-        names = {c.strip().lower(): c for c in reader.fieldnames or []}
-        rows = [r for r in reader if any((v or "").strip() for v in r.values())]
-    ids, labels, folds = [], [], []
-    seen: dict[str, str] = {}
-    has_fold = "fold" in names
-    for k, r in enumerate(rows, start=2):
-        sid = (r[names["slide_id"]] or "").strip()
-        lab = (r[names["label"]] or "").strip()
-        if not sid or not lab:
-            raise LabelError(f"{path}, line {k}: empty slide_id or label")
-        for ext in (".h5", ".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn"):
-            if sid.lower().endswith(ext):
-                sid = sid[: -len(ext)]
-        if sid in seen:
-            if seen[sid] != lab:
-                raise LabelError(f"{path}: slide {sid!r} is listed with labels "
-                                 f"{seen[sid]!r} and {lab!r}")
-            continue
-        seen[sid] = lab
-        ids.append(sid)
-        labels.append(lab)
-        if has_fold:
-            f = (r[names["fold"]] or "").strip()
-            try:
-                folds.append(int(float(f)))
-            except ValueError:
-                raise LabelError(f"{path}, line {k}: fold {f!r} is not an integer") from None
-    if not ids:
-        raise LabelError(f"{path} lists no slides")
-    classes = sorted(set(labels), key=_sort_key)
-    if len(classes) < 2:
-        raise LabelError(f"{path}: only one class ({classes[0]!r}); training needs at least two")
-    return LabelTable(ids, labels, folds if has_fold else None, classes, path)
+__all__ = ["SlideGraphDataset", "load_graph"]
 
 
 def load_graph(path: str | os.PathLike, extractor: str | None = None,
@@ -222,7 +137,7 @@ class SlideGraphDataset:
         labels = list(labels)
         if class_names is None:
             if labels and isinstance(labels[0], str):
-                class_names = sorted(set(labels), key=_sort_key)
+                class_names = class_order(labels)
             else:
                 class_names = [str(i) for i in range(int(max(labels)) + 1)]
         class_names = [str(c) for c in class_names]

@@ -30,14 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from napari_higt.devices import resolve_device
 from napari_higt.errors import CheckpointError, GraphError
 from napari_higt.levels import PATCH, PATCH_SIZE
-from napari_higt.models.hmgdm import (
-    HMGDM,
-    HMGDMConfig,
-    load_hmgdm_checkpoint,
-    save_hmgdm_checkpoint,
-)
+from napari_higt.models.hmgdm import HMGDM, HMGDMConfig, load_hmgdm_checkpoint
+from napari_higt.models.hmgdm import save_hmgdm_checkpoint
 
 __all__ = [
     "PretrainConfig",
@@ -46,7 +43,6 @@ __all__ = [
     "build_entity_graphs",
     "pretrain_hmgdm",
     "train_step",
-    "resolve_device",
 ]
 
 
@@ -101,19 +97,6 @@ class PretrainResult:
     wall_time: float = 0.0  # seconds of training in this call (graph building excluded)
     cancelled: bool = False
     checkpoint: Path | None = None
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; a CUDA request without CUDA is an error."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        from napari_higt.errors import UserFacingError
-
-        raise UserFacingError("--device cuda was asked for but this PyTorch sees no CUDA GPU; "
-                              "use --device cpu")
-    return dev
 
 
 # ---------------------------------------------------------------------------------------
@@ -301,43 +284,16 @@ def pretrain_hmgdm(
         raise GraphError("no entity graphs to pretrain on")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-
-    start_epoch = 0
-    history: list[dict] = []
-    ckpt = None
-    if resume is not None:
-        model, ckpt = load_hmgdm_checkpoint(resume, map_location="cpu")
-        if model_config is not None:
-            want = (HMGDMConfig.from_dict(model_config) if isinstance(model_config, dict)
-                    else model_config).to_dict()
-            if want != model.cfg.to_dict():
-                diff = sorted(k for k in want if want[k] != model.cfg.to_dict().get(k))
-                raise CheckpointError(f"{resume}: cannot resume, the model configuration "
-                                      f"differs in {diff}")
-        start_epoch = int(ckpt.get("epoch", 0))
-        history = list(ckpt.get("history", []))
-    else:
-        mc = model_config if model_config is not None else HMGDMConfig()
-        model = HMGDM(mc)
-        model.fit_normalizer(graphs)
-    in_dim = int(graphs[0].x.shape[1])
-    if in_dim != model.cfg.in_dim:
-        raise GraphError(f"entity graphs have {in_dim}-dim features, the model expects "
-                         f"{model.cfg.in_dim} (entity settings {model.cfg.entity})")
+    model, ckpt = _start_model(graphs, model_config, resume)
+    start_epoch = int(ckpt.get("epoch", 0)) if ckpt else 0
+    history: list[dict] = list(ckpt.get("history", [])) if ckpt else []
     model.to(dev)
     opt, sched = _make_optim(model, cfg)
     if ckpt is not None and "optimizer" in ckpt:
         opt.load_state_dict(ckpt["optimizer"])
         if "scheduler" in ckpt:
             sched.load_state_dict(ckpt["scheduler"])
-    amp_dtype = None
-    scaler = None
-    if cfg.amp:
-        if dev.type == "cuda":
-            amp_dtype = torch.float16
-            scaler = torch.amp.GradScaler("cuda")
-        else:
-            amp_dtype = torch.bfloat16
+    amp = _amp(cfg, dev)
 
     out_path = Path(out) if out is not None else None
     result = PretrainResult(model=model, history=history, epochs_done=start_epoch)
@@ -351,42 +307,15 @@ def pretrain_hmgdm(
             **(extra or {})})
         result.checkpoint = out_path
 
-    n = len(graphs)
-    steps = max(1, math.ceil(n / cfg.batch_size))
     t0 = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
         te = time.perf_counter()
-        order = rng.permutation(n)
-        sums: dict[str, float] = {}
-        done = 0
-        for step in range(steps):
-            if should_stop is not None and should_stop():
-                result.cancelled = True
-                break
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            if len(idx) == 0:
-                continue
-            chunk = [graphs[i] for i in idx]
-            if cfg.augment:
-                chunk = [_augment(g, rng) for g in chunk]
-            batch = _make_batch(chunk, dev)
-            o = train_step(model, opt, batch, cfg.grad_clip, scaler, amp_dtype, rng)
-            losses = o.loss_dict()
-            if not math.isfinite(losses["loss"]):
-                if scaler is not None:  # fp16 overflow: the scaler skipped the step
-                    continue
-                raise FloatingPointError(f"non-finite loss at epoch {epoch + 1} step {step + 1}"
-                                         f": {losses}")
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v
-            done += 1
-            if progress is not None:
-                progress({"epoch": epoch + 1, "epochs": cfg.epochs, "step": step + 1,
-                          "steps": steps, "lr": opt.param_groups[0]["lr"], **losses})
-        if result.cancelled:
+        means = _pretrain_epoch(model, opt, graphs, cfg, epoch, dev, amp, rng, progress,
+                                should_stop)
+        if means is None:
+            result.cancelled = True
             save(epoch)  # the interrupted epoch is redone on resume
             break
-        means = {k: v / max(done, 1) for k, v in sums.items()}
         sched.step(means.get("loss", 0.0))
         history.append({"epoch": epoch + 1, **means, "lr": opt.param_groups[0]["lr"],
                         "seconds": time.perf_counter() - te})
@@ -398,3 +327,70 @@ def pretrain_hmgdm(
     result.wall_time = time.perf_counter() - t0
     model.eval()
     return result
+
+
+def _start_model(graphs: Sequence, model_config, resume) -> tuple[HMGDM, dict | None]:
+    """A fresh model (normaliser fitted on ``graphs``) or the one ``resume`` holds."""
+    ckpt = None
+    if resume is not None:
+        model, ckpt = load_hmgdm_checkpoint(resume, map_location="cpu")
+        if model_config is not None:
+            want = (HMGDMConfig.from_dict(model_config) if isinstance(model_config, dict)
+                    else model_config).to_dict()
+            if want != model.cfg.to_dict():
+                diff = sorted(k for k in want if want[k] != model.cfg.to_dict().get(k))
+                raise CheckpointError(f"{resume}: cannot resume, the model configuration "
+                                      f"differs in {diff}")
+    else:
+        model = HMGDM(model_config if model_config is not None else HMGDMConfig())
+        model.fit_normalizer(graphs)
+    in_dim = int(graphs[0].x.shape[1])
+    if in_dim != model.cfg.in_dim:
+        raise GraphError(f"entity graphs have {in_dim}-dim features, the model expects "
+                         f"{model.cfg.in_dim} (entity settings {model.cfg.entity})")
+    return model, ckpt
+
+
+def _amp(cfg: PretrainConfig, dev: torch.device) -> tuple:
+    """``(autocast dtype, grad scaler)``: fp16 + scaler on CUDA, bf16 elsewhere, or Nones."""
+    if not cfg.amp:
+        return None, None
+    if dev.type == "cuda":
+        return torch.float16, torch.amp.GradScaler("cuda")
+    return torch.bfloat16, None
+
+
+def _pretrain_epoch(model, opt, graphs: Sequence, cfg: PretrainConfig, epoch: int, dev,
+                    amp: tuple, rng: np.random.Generator, progress, should_stop,
+                    ) -> dict[str, float] | None:
+    """One epoch over ``graphs`` in shuffled batches: the mean losses, None when stopped."""
+    amp_dtype, scaler = amp
+    n = len(graphs)
+    steps = max(1, math.ceil(n / cfg.batch_size))
+    order = rng.permutation(n)
+    sums: dict[str, float] = {}
+    done = 0
+    for step in range(steps):
+        if should_stop is not None and should_stop():
+            return None
+        idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        if len(idx) == 0:
+            continue
+        chunk = [graphs[i] for i in idx]
+        if cfg.augment:
+            chunk = [_augment(g, rng) for g in chunk]
+        batch = _make_batch(chunk, dev)
+        o = train_step(model, opt, batch, cfg.grad_clip, scaler, amp_dtype, rng)
+        losses = o.loss_dict()
+        if not math.isfinite(losses["loss"]):
+            if scaler is not None:  # fp16 overflow: the scaler skipped the step
+                continue
+            raise FloatingPointError(f"non-finite loss at epoch {epoch + 1} step {step + 1}"
+                                     f": {losses}")
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + v
+        done += 1
+        if progress is not None:
+            progress({"epoch": epoch + 1, "epochs": cfg.epochs, "step": step + 1,
+                      "steps": steps, "lr": opt.param_groups[0]["lr"], **losses})
+    return {k: v / max(done, 1) for k, v in sums.items()}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_higt.slide import Slide, SlideError
-from napari_higt.slide.reader import TileCache
+from napari_higt.slide.pyramid import TileCache
 
 
 def test_cmu1_metadata(cmu1_path):

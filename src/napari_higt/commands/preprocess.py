@@ -25,11 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="folder for the .h5 feature files")
     parser.add_argument("--extractor", default="handcrafted", metavar="NAME",
-                        help="feature extractor: handcrafted (default), cnn, hmgdm, ...")
+                        help="feature extractor: handcrafted (default), cnn, hmgdm, timm")
     parser.add_argument("--weights", metavar="FILE",
-                        help="local weights file for --extractor cnn (e.g. KimiaNet DenseNet-121)")
-    parser.add_argument("--arch", choices=("densenet121", "resnet50"),
-                        help="trunk of --extractor cnn (default densenet121)")
+                        help="local weights file for --extractor cnn (e.g. KimiaNet DenseNet-121) "
+                             "or timm (.safetensors, or a .pth/.bin state dict); never downloaded")
+    parser.add_argument("--arch", metavar="NAME",
+                        help="trunk of --extractor cnn (densenet121, the default, or resnet50), "
+                             "or any timm architecture for --extractor timm")
+    parser.add_argument("--preset", metavar="NAME",
+                        help="encoder preset of --extractor timm: uni, uni2-h, virchow2, "
+                             "h-optimus-0, h-optimus-1, prov-gigapath, phikon (architecture and "
+                             "preprocessing of the published model; bring its --weights)")
     parser.add_argument("--encoder", metavar="FILE",
                         help="H-MGDM encoder checkpoint for --extractor hmgdm "
                              "(napari-higt pretrain output)")
@@ -54,6 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"tile side in px at x10 and x5 (default {PATCH_SIZE}, as in HIGT)")
     parser.add_argument("--tissue-threshold", type=float, default=0.25, metavar="F",
                         help="keep tiles whose tissue fraction is above F (default 0.25)")
+    parser.add_argument("--stain", choices=("none", "macenko", "reinhard"), default="none",
+                        help="stain normalisation of every tile before the extractor "
+                             "(torchstain; default none); recorded in the feature file")
+    parser.add_argument("--stain-reference", metavar="IMAGE",
+                        help="reference tile of --stain (default: sample_data/stain_reference.png)")
+    parser.add_argument("--layout", choices=("higt", "trident"), default="higt",
+                        help="higt: thumbnail/x5/x10 groups (default); trident: the x10 level as "
+                             "a TRIDENT-compatible file (root features + coords with its attrs)")
     parser.add_argument("--overwrite", action="store_true",
                         help="recompute files that are up to date or from another extractor")
 
@@ -82,6 +96,8 @@ def extractor_config(args: argparse.Namespace) -> dict[str, Any]:
         cfg["encoder"] = args.encoder
     if args.arch:
         cfg["arch"] = args.arch
+    if getattr(args, "preset", None):
+        cfg["preset"] = args.preset
     return cfg
 
 
@@ -148,28 +164,34 @@ def run(args: argparse.Namespace) -> int:
 
     from napari_higt.features.base import get_extractor
 
+    from napari_higt.features.stain import StainNormalizer
+
     cfg = extractor_config(args)
-    # fail fast on a bad extractor name/config (missing weights, ...) before any slide
-    get_extractor(args.extractor, **cfg)
+    stain = None if args.stain == "none" else args.stain
+    # fail fast on a bad extractor or stain setting (missing weights, ...) before any slide
+    ext = get_extractor(args.extractor, **cfg)
+    norm = StainNormalizer(stain, args.stain_reference) if stain else None
     kw = dict(out_dir=args.out, extractor=args.extractor, extractor_config=cfg,
               mpp=args.mpp if args.force_mpp else None,
               default_mpp=None if args.force_mpp else args.mpp,
               tissue_threshold=args.tissue_threshold, batch_size=args.batch_size,
-              num_threads=args.threads, overwrite=args.overwrite, patch_size=args.patch_size)
+              num_threads=args.threads, overwrite=args.overwrite, patch_size=args.patch_size,
+              stain=stain, stain_reference=args.stain_reference, layout=args.layout)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     slides = [str(s) for s in args.slides]
     rows: list[dict[str, Any]] = []
     if args.workers <= 1 and not args.scheduler:
+        # one extractor for all slides: a foundation model's weights load once
+        local = dict(kw, extractor=ext, extractor_config=None, stain=norm)
         bar = tqdm(total=len(slides), desc="slides", unit="slide", position=0)
         for s in slides:
-            inner = tqdm(total=0, desc=Path(s).stem[:30], unit="tile", position=1, leave=False)
+            inner = tqdm(total=0, desc=Path(s).stem[:30], unit="patch", position=1, leave=False)
 
             def on_progress(done: int, total: int, _b=inner) -> None:
                 _b.total = total
-                _b.n = done
-                _b.refresh()
+                _b.update(done - _b.n)  # update() keeps tqdm's patches/s rate
 
-            rows.append(_one(s, kw, on_progress))
+            rows.append(_one(s, local, on_progress))
             inner.close()
             bar.update(1)
         bar.close()

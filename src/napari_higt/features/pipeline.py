@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 TILING_VERSION = 1
+LAYOUTS = ("higt", "trident")
 ProgressFn = Callable[[int, int], Any]
 
 
@@ -111,6 +112,9 @@ def run_slide(
     overwrite: bool = False,
     progress: ProgressFn | None = None,
     cancel: Callable[[], bool] | None = None,
+    stain: str | None = None,
+    stain_reference: str | Path | None = None,
+    layout: str = "higt",
 ) -> PreprocessResult:
     """Like :func:`preprocess_slide` but returns a :class:`PreprocessResult`."""
     from napari_higt.slide.reader import Slide
@@ -122,7 +126,13 @@ def run_slide(
     out_dir = Path(out_dir)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    ext = _resolve_extractor(extractor, extractor_config)
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    from napari_higt.features.stain import pass_through_note, with_stain
+
+    ext = with_stain(_resolve_extractor(extractor, extractor_config), stain, stain_reference)
+    norm = getattr(ext, "normalizer", None)
+    norm_counts = (norm.seen, norm.passed) if norm is not None else None
 
     with Slide(slide_path, mpp=mpp) as slide:
         if default_mpp is not None and slide.mpp is None and slide.objective_power is None:
@@ -130,8 +140,10 @@ def run_slide(
         slide_mpp = float(np.mean(slide.require_mpp()))
         out = out_dir / f"{slide.slide_id}.h5"
         src = source_hash(slide_path)
+        # the layout joins the hash only when it is not the default, so older files stay done
         cfg = config_hash(ext, patch_size=patch_size, tissue_threshold=float(tissue_threshold),
-                          mpp=round(slide_mpp, 6), tiling=TILING_VERSION)
+                          mpp=round(slide_mpp, 6), tiling=TILING_VERSION,
+                          **({"layout": layout} if layout != "higt" else {}))
         if out.exists() and not overwrite:
             attrs = FeatureStore.read_attrs(out)
             if attrs is not None and attrs.get("extractor") not in (None, ext.name):
@@ -165,7 +177,8 @@ def run_slide(
                 "used. Lower --tissue-threshold or check the slide",
             )
 
-        total = 1 + sum(len(g) for g in tiling.levels.values())
+        levels = (PATCH,) if layout == "trident" else TILED_LEVELS
+        total = (layout != "trident") + sum(len(tiling.levels[k]) for k in levels)
         done = 0
 
         def tick(n: int) -> None:
@@ -178,31 +191,24 @@ def run_slide(
 
         if progress is not None:
             progress(0, total)
-        coords: dict[str, np.ndarray] = {THUMBNAIL: np.zeros((1, 2), np.int64)}
+        coords: dict[str, np.ndarray] = {}
         feats: dict[str, np.ndarray] = {}
-        feats[THUMBNAIL] = _extract(ext, thumbnail_tile(slide, patch_size)[None])
-        tick(1)
+        if layout != "trident":  # a TRIDENT file holds the x10 level only
+            coords[THUMBNAIL] = np.zeros((1, 2), np.int64)
+            feats[THUMBNAIL] = _extract(ext, thumbnail_tile(slide, patch_size)[None])
+            tick(1)
         # ``ahead`` prepares the next batch while the extractor works; ``pool`` reads its tiles
         with ThreadPoolExecutor(1) as ahead, ThreadPoolExecutor(max(1, int(num_threads))) as pool:
-            for name in TILED_LEVELS:
+            for name in levels:
                 grid = tiling.levels[name]
                 coords[name] = grid.coords
                 feats[name] = extract_grid(slide, grid, ext, batch_size, ahead, pool, tick)
 
-        level_attrs = {
-            THUMBNAIL: {"patch_size": patch_size, "patch_size_level0": float(max(w, h)),
-                        "magnification": THUMBNAIL},
-        }
-        for name, grid in tiling.levels.items():
-            level_attrs[name] = {
-                "patch_size": patch_size, "patch_size_level0": grid.size0,
-                "magnification": grid.magnification, "mpp": grid.target_mpp,
-                "read_level": grid.read_level, "tissue_fraction_min": float(tissue_threshold),
-            }
         import json
 
         from napari_higt import __version__
 
+        warnings = list(tiling.warnings) + _scale_note(ext, g10, patch_size)
         attrs = {
             "extractor": ext.name, "extractor_config": json.dumps(ext.config, sort_keys=True,
                                                                   default=str),
@@ -210,11 +216,55 @@ def run_slide(
             "slide_path": str(slide_path), "slide_dimensions": [w, h], "mpp": slide_mpp,
             "tissue_threshold": float(tissue_threshold), "napari_higt_version": __version__,
         }
-        FeatureStore.write(out, coords, feats, attrs=attrs, level_attrs=level_attrs)
+        if norm is not None:
+            seen, passed = norm.seen - norm_counts[0], norm.passed - norm_counts[1]
+            attrs["stain"] = json.dumps({**norm.config, "tiles": seen, "passed_through": passed},
+                                        sort_keys=True)
+            if passed:
+                warnings.append(pass_through_note(norm.method, passed, seen))
+        _write(out, layout, coords, feats, attrs, tiling, slide, patch_size, tissue_threshold)
         return PreprocessResult(
             slide.slide_id, out, "done", {k: int(len(v)) for k, v in coords.items()}, ext.dim,
-            time.perf_counter() - t0, list(tiling.warnings),
+            time.perf_counter() - t0, warnings,
         )
+
+
+def _scale_note(ext: FeatureExtractor, grid, patch_size: int) -> list[str]:
+    """A note when an encoder preset was trained at another scale than its input here."""
+    target = getattr(ext, "target_mpp", None)
+    size = getattr(ext, "input_size", None)
+    if not target or not size:
+        return []
+    seen = grid.target_mpp * patch_size / size
+    if abs(seen - target) <= 0.1 * target:
+        return []
+    return [f"the encoder was trained at {target:g} µm/px; the x10 tiles reach it at "
+            f"{seen:.2f} µm/px ({patch_size} px at {grid.target_mpp:g} µm/px resized to {size})"]
+
+
+def _write(out: Path, layout: str, coords, feats, attrs, tiling, slide, patch_size: int,
+           tissue_threshold: float) -> None:
+    """Write the feature file in this project's layout or as a TRIDENT file (x10 only)."""
+    if layout == "trident":
+        from napari_higt.features.trident import trident_coords_attrs, write_trident
+
+        g10 = tiling.levels[PATCH]
+        ca = trident_coords_attrs(slide.slide_id, patch_size, g10.size0, attrs["mpp"],
+                                  g10.target_mpp, out.parent)
+        write_trident(out, coords[PATCH], feats[PATCH], ca, attrs=attrs)
+        return
+    w, h = attrs["slide_dimensions"]
+    level_attrs = {
+        THUMBNAIL: {"patch_size": patch_size, "patch_size_level0": float(max(w, h)),
+                    "magnification": THUMBNAIL},
+    }
+    for name, grid in tiling.levels.items():
+        level_attrs[name] = {
+            "patch_size": patch_size, "patch_size_level0": grid.size0,
+            "magnification": grid.magnification, "mpp": grid.target_mpp,
+            "read_level": grid.read_level, "tissue_fraction_min": float(tissue_threshold),
+        }
+    FeatureStore.write(out, coords, feats, attrs=attrs, level_attrs=level_attrs)
 
 
 def preprocess_slide(
@@ -243,6 +293,11 @@ def preprocess_slide(
     progress : ``progress(done, total)`` after every batch (tiles of all levels + 1).
     cancel : ``cancel() -> bool`` polled after every batch; True stops with
         `napari_higt.errors.Cancelled` and writes nothing.
+    stain : ``"macenko"``, ``"reinhard"`` or None: stain normalisation of every tile before
+        the extractor (`napari_higt.features.stain`); recorded in the file and its hash.
+    stain_reference : the reference tile of ``stain`` (default: the one in sample_data/).
+    layout : ``"higt"`` (thumbnail, x5, x10 groups) or ``"trident"`` (the x10 level as a
+        TRIDENT file, `napari_higt.features.trident`).
 
     Raises
     ------

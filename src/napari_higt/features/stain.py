@@ -28,7 +28,7 @@ import numpy as np
 from napari_higt.errors import FeatureError
 
 __all__ = ["StainNormalizer", "StainNormalizedExtractor", "with_stain", "stain_fraction",
-           "METHODS", "DEFAULT_REFERENCE"]
+           "pass_through_note", "METHODS", "DEFAULT_REFERENCE"]
 
 METHODS = ("macenko", "reinhard")
 DEFAULT_REFERENCE = "stain_reference.png"
@@ -173,9 +173,14 @@ class StainNormalizer:
         return out
 
     def report(self) -> str:
-        """One line for the run summary."""
-        return (f"stain ({self.method}): {self.passed} of {self.seen} tiles had too little "
-                "H&E stain and passed through unchanged")
+        """One line for the run summary (all tiles so far)."""
+        return pass_through_note(self.method, self.passed, self.seen)
+
+
+def pass_through_note(method: str, passed: int, seen: int) -> str:
+    """The summary line for ``passed`` of ``seen`` tiles left unchanged."""
+    return (f"stain ({method}): {passed} of {seen} tiles had too little H&E stain and passed "
+            "through unchanged")
 
 
 class StainNormalizedExtractor:

@@ -11,58 +11,29 @@ from typing import Any
 
 from torch import nn
 
+# Importing a model module registers its models; HIGT first, so it is the default model.
 from napari_higt.models.higt import HIGTOutput
+from napari_higt.models import baselines as _baselines  # noqa: E402,F401,I001
+from napari_higt.models.registry import PRESETS, model_entry, register_model, registered_models
 
-__all__ = ["HIGTOutput", "build_model", "resolve_config", "DEFAULT_CONFIG", "count_parameters"]
+__all__ = ["HIGTOutput", "build_model", "resolve_config", "DEFAULT_CONFIG", "PRESETS",
+           "count_parameters", "register_model", "registered_models"]
 
-# Defaults of every key build_model accepts (JSON-able). preset="official" changes some.
-DEFAULT_CONFIG: dict[str, Any] = {
-    "model": "higt",
-    "in_dim": None,
-    "n_classes": None,
-    "hidden": 256,
-    "conv": "raconv+",
-    "self_loops": True,
-    "attention": "separable",
-    "interaction": "bi",
-    "r2p_mode": "add",
-    "fusion": True,
-    "pool_ratios": [0.5, 0.5],
-    "patch_seeds": 4,
-    "n_blocks": 3,
-    "block_layers": 2,
-    "heads": 1,
-    "full_heads": 4,
-    "dropout": 0.1,
-    "attn_dropout": 0.0,
-    "gnn_dropout": 0.3,
-    "ffn_ratio": 2,
-    "preset": "paper",
-}
 
-# The official HKU-MedAI/HIGT code's behaviour where it differs from the paper: one-way
-# region -> patch interaction averaged, GAT-style RAConv, second stage pooling to 5 regions
-# (x up to 4 patches each), and no self loops in RAConv.
-#
-# self_loops=True in the "paper" preset is OUR deviation from the spec ("no self loops are
-# added by RAConv"), which neither the paper nor the official code states otherwise: RAConv is
-# a GAT, and GAT/GATv2 add a self loop so that a node's own features reach its next
-# representation. Without it a patch's features reach only its neighbours, and HIGT could not
-# learn (nor explain) a slide label carried by a single patch (tests/models/test_models.py,
-# test_higt_planted_patch_is_top_ranked). The official preset keeps the spec's behaviour.
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "official": {
-        "conv": "raconv",
-        "self_loops": False,
-        "interaction": "r2p",
-        "r2p_mode": "average",
-        "pool_ratios": [0.5, 5],
-    },
-}
+def _default_config() -> dict[str, Any]:
+    """Every key `build_model` accepts, with the default of the first model that takes it."""
+    out: dict[str, Any] = {"model": registered_models()[0]}
+    for name in registered_models():
+        for k, v in model_entry(name).defaults.items():
+            out.setdefault(k, v)
+    out["preset"] = "paper"
+    return out
+
+
+#: Defaults of every key build_model accepts (JSON-able). preset="official" changes some.
+DEFAULT_CONFIG: dict[str, Any] = _default_config()
 
 _CHOICES = {
-    "model": ("higt", "abmil", "mean"),
     "conv": ("raconv+", "raconv"),
     "attention": ("separable", "full"),
     "interaction": ("bi", "r2p"),
@@ -93,7 +64,8 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     preset = config.get("preset", "paper")
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}")
-    cfg = {**DEFAULT_CONFIG, **PRESETS[preset], **config}
+    entry = model_entry(config.get("model", DEFAULT_CONFIG["model"]))
+    cfg = {**DEFAULT_CONFIG, **entry.defaults, **PRESETS[preset], **config}
     for key, allowed in _CHOICES.items():
         if cfg[key] not in allowed:
             raise ValueError(f"{key} must be one of {list(allowed)}, got {cfg[key]!r}")
@@ -137,7 +109,7 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     ----------
     config : dict
         Needs ``in_dim`` and ``n_classes``; any key of :data:`DEFAULT_CONFIG` may be given
-        (``model`` = ``higt`` | ``abmil`` | ``mean``; for HIGT ``conv``, ``self_loops``,
+        (``model`` = a registered name: ``higt`` | ``abmil`` | ``mean`` ...; for HIGT ``conv``, ``self_loops``,
         ``attention``, ``interaction``, ``fusion``, ``hidden``, ``pool_ratios``, ``preset`` =
         ``paper`` | ``official`` ...). Keys that a baseline does not use are accepted and
         ignored.
@@ -152,25 +124,8 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     ValueError
         For unknown keys or bad values.
     """
-    from napari_higt.models.baselines import ABMIL, MeanMIL
-    from napari_higt.models.higt import HIGT
-
     cfg = resolve_config(config)
-    if cfg["model"] == "higt":
-        model: nn.Module = HIGT(
-            in_dim=cfg["in_dim"], n_classes=cfg["n_classes"], hidden=cfg["hidden"],
-            conv=cfg["conv"], self_loops=cfg["self_loops"], attention=cfg["attention"],
-            interaction=cfg["interaction"],
-            r2p_mode=cfg["r2p_mode"], fusion=cfg["fusion"], pool_ratios=cfg["pool_ratios"],
-            patch_seeds=cfg["patch_seeds"], n_blocks=cfg["n_blocks"],
-            block_layers=cfg["block_layers"], heads=cfg["heads"], full_heads=cfg["full_heads"],
-            dropout=cfg["dropout"], attn_dropout=cfg["attn_dropout"],
-            gnn_dropout=cfg["gnn_dropout"], ffn_ratio=cfg["ffn_ratio"],
-        )
-    elif cfg["model"] == "abmil":
-        model = ABMIL(cfg["in_dim"], cfg["n_classes"], cfg["hidden"], cfg["dropout"])
-    else:
-        model = MeanMIL(cfg["in_dim"], cfg["n_classes"], cfg["hidden"], cfg["dropout"])
+    model = model_entry(cfg["model"]).build(cfg)
     model.config = cfg
     return model
 

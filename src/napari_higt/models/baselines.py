@@ -12,6 +12,7 @@ from torch_geometric.utils import scatter, softmax
 
 from napari_higt.models.higt import HIGTOutput, graph_inputs, minmax_per_group
 from napari_higt.models.norm import FeatureStandardizer
+from napari_higt.models.registry import register_model
 
 
 def _patch_nodes(data: object) -> tuple[Tensor, Tensor, Tensor, int, int]:
@@ -29,6 +30,7 @@ def _importance(att: Tensor, pat: Tensor, batch: Tensor, n_graphs: int, n: int) 
     return full, imp
 
 
+@register_model("abmil")
 class ABMIL(nn.Module):
     """Gated attention MIL (Ilse et al. 2018).
 
@@ -64,6 +66,7 @@ class ABMIL(nn.Module):
         return HIGTOutput(logits=self.head(z), node_importance=imp, mil_attention=full)
 
 
+@register_model("mean")
 class MeanMIL(nn.Module):
     """Mean pooling of embedded patch features; uniform attention ``1 / n_patches``."""
 

@@ -22,6 +22,7 @@ from napari_higt.models.hivit import HIViTBlock
 from napari_higt.models.ihpool import IHPool
 from napari_higt.models.norm import FeatureStandardizer
 from napari_higt.models.raconv import RAConv
+from napari_higt.models.registry import register_model
 
 REQUIRED_FIELDS = ("x", "level", "parent_index", "pos", "edge_index")
 
@@ -70,11 +71,6 @@ class HIGTOutput:
     mil_attention: Tensor | None = None
     edge_attention: list[Tensor] | None = None
 
-    @property
-    def ihpool_fitness(self) -> Tensor | None:
-        """Alias of :attr:`ihpool_score` (the spec's name)."""
-        return self.ihpool_score
-
     def detach(self) -> HIGTOutput:
         """Copy with every tensor detached (for storing or painting)."""
         out = {}
@@ -122,6 +118,7 @@ def minmax_per_group(score: Tensor, group: Tensor, n_groups: int) -> Tensor:
                        torch.ones_like(score))
 
 
+@register_model("higt")
 class HIGT(nn.Module):
     """The HIGT model.
 
@@ -169,7 +166,7 @@ class HIGT(nn.Module):
         n_classes: int,
         hidden: int = 256,
         conv: str = "raconv+",
-        self_loops: bool = False,
+        self_loops: bool = True,
         attention: str = "separable",
         interaction: str = "bi",
         r2p_mode: str = "add",

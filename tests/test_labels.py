@@ -46,6 +46,18 @@ def test_read_labels_rules(tmp_path):
         read_labels(tmp_path / "none.csv")
 
 
+def test_group_column(tmp_path):
+    p = tmp_path / "l.csv"
+    p.write_text("slide_id,case_id,label\na,P1,x\nb,P1,y\nc,P2,x\n")
+    assert read_labels(p).groups is None
+    assert read_labels(p, group_column="CASE_ID").groups == ["P1", "P1", "P2"]
+    with pytest.raises(LabelError, match="no column 'patient'"):
+        read_labels(p, group_column="patient")
+    p.write_text("slide_id,case_id,label\na,P1,x\nb,,y\n")
+    with pytest.raises(LabelError, match="line 3: empty case_id for slide 'b'"):
+        read_labels(p, group_column="case_id")
+
+
 def test_cohort_reads_labels_with_the_same_rules(tmp_path, cmu1_path):
     import shutil
 

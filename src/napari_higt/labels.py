@@ -4,7 +4,8 @@ cohort browser.
 Rules: a header naming ``slide_id`` and ``label`` (any case, any column order, extra columns
 ignored); ``slide_id`` may be a file name, whose feature / slide extension is dropped; every
 row needs a slide id and a label; a slide listed twice must carry the same label (the
-repeat is ignored); ``fold``, when present, holds integers. Class names are the distinct
+repeat is ignored); ``fold``, when present, holds integers. A group column (``case_id``,
+named by the caller) needs a value in every row; the slides of a group stay in one fold. Class names are the distinct
 labels in sorted order (numbers sort numerically), so class index ``i`` means
 ``class_names[i]`` everywhere (logits, checkpoints, prediction CSVs).
 """
@@ -40,6 +41,7 @@ class LabelTable:
     folds: list[int] | None
     class_names: list[str]
     path: Path | None = None
+    groups: list[str] | None = None  # the group column's value per slide, when asked for
 
     def index(self) -> np.ndarray:
         """Class index of every row."""
@@ -87,25 +89,34 @@ def _rows(path: Path) -> tuple[dict[str, str], list[dict[str, str]]]:
     return names, rows
 
 
-def read_labels(path: str | os.PathLike, min_classes: int = 2) -> LabelTable:
+def read_labels(path: str | os.PathLike, min_classes: int = 2,
+                group_column: str | None = None) -> LabelTable:
     """Read ``slide_id,label[,fold]`` (rules in the module docstring).
 
     Parameters
     ----------
     path : the CSV.
     min_classes : fewer distinct labels is an error (2 for training; 1 to browse a cohort).
+    group_column : a column (any case) whose value groups slides (a patient, ``case_id``).
 
     Raises
     ------
     LabelError
         Missing file or columns, no rows, an empty slide id or label, a slide listed twice
-        with different labels, fewer than ``min_classes`` classes, non-integer folds.
+        with different labels, fewer than ``min_classes`` classes, non-integer folds, a
+        missing group column or an empty group value.
     """
     path = Path(path)
     if not path.is_file():
         raise LabelError(f"labels file not found: {path}")
     names, rows = _rows(path)
-    ids, labels, folds = [], [], []
+    gcol = None
+    if group_column is not None:
+        gcol = names.get(group_column.strip().lower())
+        if gcol is None:
+            raise LabelError(f"{path}: no column {group_column!r} to group slides by; the "
+                             f"columns are {list(names.values())}")
+    ids, labels, folds, groups = [], [], [], []
     seen: dict[str, str] = {}
     has_fold = "fold" in names
     for k, r in enumerate(rows, start=2):
@@ -121,6 +132,11 @@ def read_labels(path: str | os.PathLike, min_classes: int = 2) -> LabelTable:
         seen[sid] = lab
         ids.append(sid)
         labels.append(lab)
+        if gcol is not None:
+            grp = (r[gcol] or "").strip()
+            if not grp:
+                raise LabelError(f"{path}, line {k}: empty {group_column} for slide {sid!r}")
+            groups.append(grp)
         if has_fold:
             f = (r[names["fold"]] or "").strip()
             try:
@@ -132,4 +148,5 @@ def read_labels(path: str | os.PathLike, min_classes: int = 2) -> LabelTable:
     classes = class_order(labels)
     if len(classes) < min_classes:
         raise LabelError(f"{path}: only one class ({classes[0]!r}); training needs at least two")
-    return LabelTable(ids, labels, folds if has_fold else None, classes, path)
+    return LabelTable(ids, labels, folds if has_fold else None, classes, path,
+                      groups if gcol is not None else None)

@@ -1,4 +1,5 @@
-"""HIGT and baseline models over the hierarchical slide graph.
+"""HIGT and baseline models over the hierarchical slide graph (and, for the MIL models, over
+bags of features without a graph: ``models/bag.py``).
 
 ``build_model(config)`` builds any of them from a JSON-able dict; every model's ``forward``
 takes a PyG ``Data``/``Batch`` (fields in ``docs/contracts.md``) and returns a
@@ -14,10 +15,11 @@ from torch import nn
 # Importing a model module registers its models; HIGT first, so it is the default model.
 from napari_higt.models.higt import HIGTOutput
 from napari_higt.models import baselines as _baselines  # noqa: E402,F401,I001
+from napari_higt.models import clam, dsmil, h2mil, transmil  # noqa: E402,F401,I001
 from napari_higt.models.registry import PRESETS, model_entry, register_model, registered_models
 
 __all__ = ["HIGTOutput", "build_model", "resolve_config", "DEFAULT_CONFIG", "PRESETS",
-           "count_parameters", "register_model", "registered_models"]
+           "count_parameters", "register_model", "registered_models", "needs_graph"]
 
 
 def _default_config() -> dict[str, Any]:
@@ -40,9 +42,10 @@ _CHOICES = {
     "r2p_mode": ("add", "average"),
     "preset": tuple(PRESETS),
 }
-_POS_INT = ("in_dim", "n_classes", "hidden", "patch_seeds", "heads", "full_heads", "ffn_ratio")
+_POS_INT = ("in_dim", "n_classes", "hidden", "patch_seeds", "heads", "full_heads", "ffn_ratio",
+            "k_sample", "query")
 _NONNEG_INT = ("n_blocks", "block_layers")
-_RATES = ("dropout", "attn_dropout", "gnn_dropout")
+_RATES = ("dropout", "attn_dropout", "gnn_dropout", "inst_weight")
 
 
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +112,8 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     ----------
     config : dict
         Needs ``in_dim`` and ``n_classes``; any key of :data:`DEFAULT_CONFIG` may be given
-        (``model`` = a registered name: ``higt`` | ``abmil`` | ``mean`` ...; for HIGT ``conv``, ``self_loops``,
+        (``model`` = a registered name: ``higt`` | ``abmil`` | ``mean`` | ``clam_sb`` |
+        ``dsmil`` | ``transmil`` | ``h2mil``; for HIGT ``conv``, ``self_loops``,
         ``attention``, ``interaction``, ``fusion``, ``hidden``, ``pool_ratios``, ``preset`` =
         ``paper`` | ``official`` ...). Keys that a baseline does not use are accepted and
         ignored.
@@ -128,6 +132,12 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     model = model_entry(cfg["model"]).build(cfg)
     model.config = cfg
     return model
+
+
+def needs_graph(name: str) -> bool:
+    """True for the models that read the slide graph (positions, parents, edges): they
+    cannot train on bags without coordinates. A model class says so with ``needs_graph``."""
+    return bool(getattr(model_entry(name).cls, "needs_graph", False))
 
 
 def count_parameters(model: nn.Module) -> int:

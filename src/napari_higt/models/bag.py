@@ -3,19 +3,19 @@
 A MIL model reads *instances*: the patch nodes (level 2) of a slide graph, or every row of a
 bag without a graph (``features/bags.py``). :func:`bag_inputs` gives both the same way, so a
 model that does not need positions runs on either. Per-instance scores go back onto all
-input nodes with :func:`on_nodes` (0 off the instances), as :class:`HIGTOutput` requires.
+input nodes with :func:`on_nodes` (0 off the instances), as ``HIGTOutput`` requires.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from napari_higt.models.higt import HIGTOutput, minmax_per_group
+from napari_higt.models.higt import minmax_per_group
 
-__all__ = ["BagBatch", "BagInputs", "MILOutput", "bag_inputs", "on_nodes"]
+__all__ = ["BagBatch", "BagInputs", "bag_inputs", "bag_labels", "on_nodes"]
 
 
 @dataclass
@@ -89,19 +89,6 @@ def on_nodes(att: Tensor, inputs: BagInputs) -> tuple[Tensor, Tensor]:
     imp = att.new_zeros(inputs.n_nodes)
     imp[inputs.index] = minmax_per_group(att.detach(), inputs.batch, inputs.n_graphs)
     return full, imp
-
-
-@dataclass
-class MILOutput(HIGTOutput):
-    """:class:`HIGTOutput` plus ``aux_loss``: a training-only term the engine adds to the
-    cross-entropy (CLAM's instance clustering loss); None when the model has none."""
-
-    aux_loss: Tensor | None = None
-
-    def detach(self) -> MILOutput:
-        """Copy with every tensor detached."""
-        return MILOutput(**{f.name: (v.detach() if isinstance(v, Tensor) else v)
-                            for f in fields(self) for v in [getattr(self, f.name)]})
 
 
 def bag_labels(data: object) -> Tensor | None:

@@ -1,33 +1,20 @@
 """MIL baselines on the x10 patch features: ABMIL (gated attention) and mean pooling.
 
-They read the same graph as HIGT, use only the patch nodes (level 2) and return the same
-:class:`HIGTOutput` (``mil_attention`` and ``node_importance`` per node, 0 off the patches).
+They read the patch nodes (level 2) of the same graph as HIGT, or every row of a bag without
+a graph (``models/bag.py``), and return the same :class:`HIGTOutput` (``mil_attention`` and
+``node_importance`` per node, 0 off the patches).
 """
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch_geometric.utils import scatter, softmax
 
-from napari_higt.models.higt import HIGTOutput, graph_inputs, minmax_per_group
+from napari_higt.models.bag import bag_inputs, on_nodes
+from napari_higt.models.higt import HIGTOutput
 from napari_higt.models.norm import FeatureStandardizer
 from napari_higt.models.registry import register_model
-
-
-def _patch_nodes(data: object) -> tuple[Tensor, Tensor, Tensor, int, int]:
-    x, level, _, _, _, batch, n_graphs = graph_inputs(data)
-    pat = (level == 2).nonzero().view(-1)
-    return x, pat, batch, n_graphs, x.size(0)
-
-
-def _importance(att: Tensor, pat: Tensor, batch: Tensor, n_graphs: int, n: int) -> tuple[Tensor, Tensor]:
-    """Scatter patch attention to all nodes; importance = attention min-max scaled per slide."""
-    full = att.new_zeros(n)
-    full[pat] = att
-    imp = att.new_zeros(n)
-    imp[pat] = minmax_per_group(att.detach(), batch[pat], n_graphs)
-    return full, imp
 
 
 @register_model("abmil")
@@ -56,13 +43,12 @@ class ABMIL(nn.Module):
 
     def forward(self, data: object) -> HIGTOutput:
         """Classify; returns logits and the per-patch attention."""
-        x, pat, batch, n_graphs, n = _patch_nodes(data)
-        h = self.embed(self.standardize(x[pat]))
-        bp = batch[pat]
+        inp = bag_inputs(data)
+        h = self.embed(self.standardize(inp.x))
         score = self.att_w(torch.tanh(self.att_v(h)) * torch.sigmoid(self.att_u(h))).squeeze(-1)
-        a = softmax(score, bp, num_nodes=n_graphs)
-        z = scatter(h * a.unsqueeze(-1), bp, 0, dim_size=n_graphs, reduce="sum")
-        full, imp = _importance(a, pat, batch, n_graphs, n)
+        a = softmax(score, inp.batch, num_nodes=inp.n_graphs)
+        z = scatter(h * a.unsqueeze(-1), inp.batch, 0, dim_size=inp.n_graphs, reduce="sum")
+        full, imp = on_nodes(a, inp)
         return HIGTOutput(logits=self.head(z), node_importance=imp, mil_attention=full)
 
 
@@ -78,9 +64,9 @@ class MeanMIL(nn.Module):
 
     def forward(self, data: object) -> HIGTOutput:
         """Classify; the attention is uniform over each slide's patches."""
-        x, pat, batch, n_graphs, n = _patch_nodes(data)
-        bp = batch[pat]
-        z = scatter(self.embed(self.standardize(x[pat])), bp, 0, dim_size=n_graphs, reduce="mean")
-        count = torch.bincount(bp, minlength=n_graphs).to(x.dtype).clamp(min=1)
-        full, imp = _importance(1.0 / count[bp], pat, batch, n_graphs, n)
+        inp = bag_inputs(data)
+        bp, n_graphs = inp.batch, inp.n_graphs
+        z = scatter(self.embed(self.standardize(inp.x)), bp, 0, dim_size=n_graphs, reduce="mean")
+        count = torch.bincount(bp, minlength=n_graphs).to(inp.x.dtype).clamp(min=1)
+        full, imp = on_nodes(1.0 / count[bp], inp)
         return HIGTOutput(logits=self.head(z), node_importance=imp, mil_attention=full)

@@ -23,12 +23,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax, to_dense_batch
 
-from napari_higt.models.bag import MILOutput, bag_inputs, bag_labels, on_nodes
+from napari_higt.models.bag import bag_inputs, bag_labels, on_nodes
+from napari_higt.models.higt import HIGTOutput
 from napari_higt.models.norm import FeatureStandardizer
+from napari_higt.models.registry import register_model
 
 __all__ = ["CLAMSB"]
 
 
+@register_model("clam_sb")
 class CLAMSB(nn.Module):
     """CLAM single branch.
 
@@ -59,7 +62,7 @@ class CLAMSB(nn.Module):
         self.head = nn.Linear(hidden, n_classes)
         self.instance_heads = nn.ModuleList(nn.Linear(hidden, 2) for _ in range(n_classes))
 
-    def forward(self, data: object) -> MILOutput:
+    def forward(self, data: object) -> HIGTOutput:
         """Classify; in training mode with labels in ``data.y`` also the instance loss."""
         inp = bag_inputs(data)
         h = self.embed(self.standardize(inp.x))
@@ -72,7 +75,7 @@ class CLAMSB(nn.Module):
         if self.training and y is not None and self.inst_weight > 0:
             aux = self.inst_weight / (1 - self.inst_weight) * self.instance_loss(
                 h, score, inp.batch, inp.n_graphs, y)
-        return MILOutput(logits=self.head(z), node_importance=imp, mil_attention=full,
+        return HIGTOutput(logits=self.head(z), node_importance=imp, mil_attention=full,
                          aux_loss=aux)
 
     def instance_loss(self, h: Tensor, score: Tensor, batch: Tensor, n_graphs: int,

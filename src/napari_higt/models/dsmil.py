@@ -22,12 +22,15 @@ import torch
 from torch import nn
 from torch_geometric.utils import scatter, softmax, to_dense_batch
 
-from napari_higt.models.bag import MILOutput, bag_inputs, on_nodes
+from napari_higt.models.bag import bag_inputs, on_nodes
+from napari_higt.models.higt import HIGTOutput
 from napari_higt.models.norm import FeatureStandardizer
+from napari_higt.models.registry import register_model
 
 __all__ = ["DSMIL"]
 
 
+@register_model("dsmil")
 class DSMIL(nn.Module):
     """Dual-stream MIL.
 
@@ -53,7 +56,7 @@ class DSMIL(nn.Module):
         self.v = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, hidden), nn.ReLU())
         self.fcc = nn.Conv1d(n_classes, n_classes, kernel_size=hidden)
 
-    def forward(self, data: object) -> MILOutput:
+    def forward(self, data: object) -> HIGTOutput:
         """Classify; ``mil_attention`` is the stream-2 attention of the predicted class."""
         inp = bag_inputs(data)
         x, batch, n_graphs = self.standardize(inp.x), inp.batch, inp.n_graphs
@@ -73,5 +76,5 @@ class DSMIL(nn.Module):
         pred = logits.detach().argmax(-1)
         att = a.gather(1, pred[batch].unsqueeze(1)).squeeze(1)
         full, imp = on_nodes(att, inp)
-        return MILOutput(logits=logits, node_importance=imp, mil_attention=full)
+        return HIGTOutput(logits=logits, node_importance=imp, mil_attention=full)
 

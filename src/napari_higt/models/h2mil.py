@@ -29,10 +29,12 @@ from torch_geometric.utils import scatter
 from napari_higt.models.hgnn import gnn_stage_modules, run_gnn_stages
 from napari_higt.models.higt import HIGT, HIGTOutput, graph_inputs
 from napari_higt.models.norm import FeatureStandardizer
+from napari_higt.models.registry import register_model
 
 __all__ = ["H2MIL"]
 
 
+@register_model("h2mil")
 class H2MIL(nn.Module):
     """H2-MIL.
 
@@ -51,6 +53,9 @@ class H2MIL(nn.Module):
     gnn_dropout, attn_dropout : float
         Dropout after each stage and on the attention coefficients.
     """
+
+    #: reads the slide graph: bags without coordinates cannot feed it
+    needs_graph = True
 
     def __init__(self, in_dim: int, n_classes: int, hidden: int = 256, conv: str = "raconv",
                  self_loops: bool = True, pool_ratios: tuple[float, ...] | list[float] = (0.5, 0.5),

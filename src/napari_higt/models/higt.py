@@ -18,10 +18,9 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from napari_higt.errors import GraphError
+from napari_higt.models.hgnn import gnn_stage_modules, run_gnn_stages
 from napari_higt.models.hivit import HIViTBlock
-from napari_higt.models.ihpool import IHPool
 from napari_higt.models.norm import FeatureStandardizer
-from napari_higt.models.raconv import RAConv
 from napari_higt.models.registry import register_model
 
 REQUIRED_FIELDS = ("x", "level", "parent_index", "pos", "edge_index")
@@ -58,6 +57,9 @@ class HIGTOutput:
     edge_attention : list of Tensor (E_l, heads) or None
         Per-edge combined coefficients of each layer, on that layer's graph (layer 1: the
         input ``edge_index``).
+    aux_loss : Tensor () or None
+        A training-only loss term the engine adds to the cross-entropy (CLAM's instance
+        clustering loss); None for models without one.
     """
 
     logits: Tensor
@@ -70,6 +72,7 @@ class HIGTOutput:
     bi_patch_to_region: Tensor | None = None
     mil_attention: Tensor | None = None
     edge_attention: list[Tensor] | None = None
+    aux_loss: Tensor | None = None
 
     def detach(self) -> HIGTOutput:
         """Copy with every tensor detached (for storing or painting)."""
@@ -160,6 +163,9 @@ class HIGT(nn.Module):
         FFN expansion in HIViT.
     """
 
+    #: reads the slide graph: bags without coordinates cannot feed it
+    needs_graph = True
+
     def __init__(
         self,
         in_dim: int,
@@ -188,16 +194,8 @@ class HIGT(nn.Module):
         self.in_dim, self.n_classes, self.hidden, self.fusion = in_dim, n_classes, hidden, fusion
         self.standardize = FeatureStandardizer(in_dim)
         self.in_norm = nn.LayerNorm(in_dim)
-        self.convs = nn.ModuleList()
-        self.gnn_norms = nn.ModuleList()
-        self.pools = nn.ModuleList()
-        d_in = in_dim
-        for ratio in pool_ratios:
-            self.convs.append(RAConv(d_in, hidden // heads, heads, conv, dropout=attn_dropout,
-                                     self_loops=self_loops))
-            self.gnn_norms.append(nn.LayerNorm(hidden))
-            self.pools.append(IHPool(hidden, ratio, patch_seeds))
-            d_in = hidden
+        self.convs, self.gnn_norms, self.pools = gnn_stage_modules(
+            in_dim, hidden, heads, conv, attn_dropout, self_loops, pool_ratios, patch_seeds)
         self.gnn_dropout = nn.Dropout(gnn_dropout)
         self.blocks = nn.ModuleList(
             HIViTBlock(
@@ -240,29 +238,12 @@ class HIGT(nn.Module):
         x, level, parent, pos, edge_index, batch, n_graphs = graph_inputs(data)
         n0 = x.size(0)
         level0, batch0 = level, batch
-        x = self.in_norm(self.standardize(x))
-        comp = torch.arange(n0, device=x.device)  # original node -> node of the current graph
-        comps, fits, node_att, edge_att, stage_graphs = [], [], [], [], []
-        for conv, norm, pool in zip(self.convs, self.gnn_norms, self.pools):
-            h, att = conv(x, edge_index, level)
-            h = self.gnn_dropout(norm(h))
-            # "How much each node feeds its neighbours": sum over its outgoing edges.
-            out_sum = scatter(att["alpha"], edge_index[0], 0, dim_size=x.size(0), reduce="sum")
-            node_att.append(out_sum[comp])
-            edge_att.append(att["alpha"])
-            pooled = pool(h, level, parent, pos, edge_index, batch, n_graphs)
-            fits.append(pooled.fitness[comp])
-            # The rollout walks every edge the conv used, the added self loops included.
-            loops = att["loop_index"]
-            stage_graphs.append((
-                torch.cat([edge_index, loops.unsqueeze(0).expand(2, -1)], 1),
-                torch.cat([att["alpha"], att["alpha_loop"]]),
-                pooled.assignment, pooled.fitness,
-            ))
-            comp = pooled.assignment[comp]
-            comps.append(comp)
-            x, level, parent, pos = pooled.x, pooled.level, pooled.parent_index, pooled.pos
-            edge_index, batch = pooled.edge_index, pooled.batch
+        g = run_gnn_stages(self.in_norm(self.standardize(x)), level, parent, pos, edge_index,
+                           batch, n_graphs, self.convs, self.gnn_norms, self.pools,
+                           self.gnn_dropout)
+        x, level, parent, batch, comp = g.x, g.level, g.parent, g.batch, g.comp
+        comps, fits, node_att = g.assignments, g.fitness, g.node_attention
+        edge_att, stage_graphs = g.edge_attention, g.stage_graphs
 
         # ---- HIViT on the pooled tokens --------------------------------------------------
         n_final = x.size(0)

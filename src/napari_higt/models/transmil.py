@@ -25,8 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from napari_higt.models.bag import MILOutput, bag_inputs, on_nodes
+from napari_higt.models.bag import bag_inputs, on_nodes
+from napari_higt.models.higt import HIGTOutput
 from napari_higt.models.norm import FeatureStandardizer
+from napari_higt.models.registry import register_model
 
 __all__ = ["TransMIL"]
 
@@ -78,6 +80,7 @@ class _PPEG(nn.Module):
         return F.conv2d(grid, kernel, bias, padding=3, groups=grid.size(1))
 
 
+@register_model("transmil")
 class TransMIL(nn.Module):
     """TransMIL.
 
@@ -105,7 +108,7 @@ class TransMIL(nn.Module):
         self.norm = nn.LayerNorm(hidden)
         self.head = nn.Linear(hidden, n_classes)
 
-    def forward(self, data: object) -> MILOutput:
+    def forward(self, data: object) -> HIGTOutput:
         """Classify; ``mil_attention`` is the class token's last-layer attention."""
         inp = bag_inputs(data)
         h = self.embed(self.standardize(inp.x))
@@ -132,4 +135,4 @@ class TransMIL(nn.Module):
             0, inp.batch, a)
         a = a / total.clamp(min=torch.finfo(a.dtype).tiny)[inp.batch]
         full, imp = on_nodes(a, inp)
-        return MILOutput(logits=logits, node_importance=imp, mil_attention=full)
+        return HIGTOutput(logits=logits, node_importance=imp, mil_attention=full)

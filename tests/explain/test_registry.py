@@ -6,8 +6,10 @@ import pytest
 from napari_higt.explain.registry import (
     DIVERGING_CMAP,
     EDGE_SCORE,
+    NORMALISATIONS,
     SCORES,
     SEQUENTIAL_CMAP,
+    USES,
     score_keys,
     score_spec,
 )
@@ -37,6 +39,7 @@ def test_entries_are_complete_and_consistent():
     for key, s in SCORES.items():
         assert s.key == key and s.display_name and s.meaning and s.levels
         assert set(s.levels) <= {"x5", "x10"}
+        assert s.normalisation in NORMALISATIONS and set(s.uses) <= set(USES)
         assert s.colormap == (DIVERGING_CMAP if s.diverging else SEQUENTIAL_CMAP)
     assert score_keys("paint")[0] == "node_importance"
     assert set(score_keys("export")) == set(SCORES)

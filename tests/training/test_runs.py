@@ -40,3 +40,44 @@ def test_best_checkpoint_takes_finished_and_partial_folds(tmp_path):
     empty = CVResult([], ["a", "b"], {}, 3, out_dir=None)
     path, auc = best_checkpoint(empty)
     assert path is None and math.isnan(auc)
+
+
+def test_new_run_dir_and_holds_run(tmp_path):
+    from datetime import datetime
+
+    from napari_higt.training.runs import holds_run, new_run_dir
+
+    now = datetime(2026, 1, 2, 3, 4, 5)
+    first = new_run_dir(tmp_path, "higt", now)
+    assert first == tmp_path / "higt-20260102-030405" and not holds_run(first)
+    first.mkdir()
+    assert new_run_dir(tmp_path, "higt", now) == tmp_path / "higt-20260102-030405-2"
+    (first / "run.json").write_text("{}")
+    assert holds_run(first)
+
+
+def test_fold_rows_one_and_two_seeds(tmp_path):
+    from napari_higt.training.results import fmt_metric, fold_rows
+
+    res = CVResult([_fold(0, 0, 0.75, None), _fold(0, 1, math.nan, None)], ["a", "b"], {}, 2)
+    rows = fold_rows(res)
+    assert rows[0] == ("1", "1", "0.750", "0.500") and rows[1][2] == "n/a"
+    assert rows[2][0] == "mean ± std" and rows[2][2].startswith("0.750 ± ")
+    two = CVResult([_fold(0, 0, 0.5, None), _fold(1, 0, 0.7, None)], ["a", "b"], {}, 1)
+    assert [r[0] for r in fold_rows(two)] == ["s0/1", "s1/1", "mean ± std"]
+    assert fold_rows(CVResult([], ["a", "b"], {}, 2)) == []
+    assert fmt_metric(None) == "n/a" and fmt_metric(0.12345, 2) == "0.12"
+
+
+def test_run_progress_counts_steps_over_seeds_and_folds():
+    from napari_higt.training.callbacks import EpochInfo, RunProgress, StepInfo
+
+    events, progress = [], []
+    cb = RunProgress(lambda k, i: events.append(k), lambda d, t: progress.append((d, t)),
+                     n_folds=2, epochs=3, n_seeds=2)
+    cb.on_step(StepInfo(seed=7, fold=0, epoch=1, step=1, steps=4, loss=0.5))
+    cb.on_step(StepInfo(seed=7, fold=1, epoch=3, step=4, steps=4, loss=0.5))
+    cb.on_step(StepInfo(seed=9, fold=1, epoch=3, step=4, steps=4, loss=0.5))
+    cb.on_epoch(EpochInfo(9, 1, 3, 3, 0.1, 0.2, 0.5, 0.5, 1, 0.5, 1.0))
+    assert progress == [(1, 48), (24, 48), (48, 48)]
+    assert events == ["step", "step", "step", "epoch"]

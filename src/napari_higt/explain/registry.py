@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["ScoreSpec", "SCORES", "EDGE_SCORE", "score_spec", "score_keys",
-           "SEQUENTIAL_CMAP", "DIVERGING_CMAP"]
+           "SEQUENTIAL_CMAP", "DIVERGING_CMAP", "NORMALISATIONS", "USES"]
 
 SEQUENTIAL_CMAP = "inferno"
 DIVERGING_CMAP = "PiYG"

@@ -2,33 +2,33 @@
 loaded here), batch prediction of feature files with the predictions CSV, and one slide
 through the whole pipeline for the viewer and ``napari-higt demo``.
 
-Main entry points (imported lazily, so ``import napari_higt.inference`` stays light)::
-
-    from napari_higt.inference import (load_checkpoint, model_from_checkpoint,
-                                       predict_slides, write_predictions_csv,
-                                       run_inference, load_cached_result)
+The modules import torch, h5py and the feature code only when a function runs, so
+``import napari_higt.inference`` stays light.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from napari_higt.inference.checkpoint import (
+    config_differences,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
+from napari_higt.inference.predict import (
+    Prediction,
+    predict_slides,
+    predictions_csv_text,
+    write_predictions_csv,
+)
+from napari_higt.inference.slide import (
+    InferenceResult,
+    cached_features,
+    checkpoint_extractor,
+    load_cached_result,
+    run_inference,
+)
 
-_EXPORTS = {
-    "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
-    "model_from_checkpoint": "checkpoint", "config_differences": "checkpoint",
-    "Prediction": "predict", "predict_slides": "predict",
-    "write_predictions_csv": "predict", "predictions_csv_text": "predict",
-    "InferenceResult": "slide", "run_inference": "slide",
-    "load_cached_result": "slide", "checkpoint_extractor": "slide",
-    "cached_features": "slide",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'napari_higt.inference' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"napari_higt.inference.{mod}"), name)
+__all__ = ["save_checkpoint", "load_checkpoint", "model_from_checkpoint", "config_differences",
+           "Prediction", "predict_slides", "predictions_csv_text", "write_predictions_csv",
+           "InferenceResult", "run_inference", "load_cached_result", "checkpoint_extractor",
+           "cached_features"]

@@ -21,7 +21,6 @@ import numpy as np
 
 from napari_higt.errors import CheckpointError, FeatureError
 from napari_higt.explain.reduce import node_scores
-from napari_higt.explain.store import write_node_scores
 
 __all__ = ["Prediction", "predict_slides", "predictions_csv_text", "write_predictions_csv"]
 
@@ -85,6 +84,7 @@ def predict_slides(
     import torch
 
     from napari_higt.devices import resolve_device
+    from napari_higt.explain.store import write_node_scores
     from napari_higt.inference.checkpoint import load_checkpoint, model_from_checkpoint
 
     dev = resolve_device(device)

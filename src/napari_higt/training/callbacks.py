@@ -13,10 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from napari_higt.errors import Cancelled
-
 __all__ = ["StepInfo", "EpochInfo", "FoldInfo", "Callback", "CancelToken",
-           "TqdmCallback", "dispatch"]
+           "TqdmCallback", "RunProgress", "dispatch"]
 
 
 @dataclass
@@ -87,19 +85,12 @@ class CancelToken:
     def cancel(self) -> None:
         self._event.set()
 
-    def reset(self) -> None:
-        self._event.clear()
-
     @property
     def cancelled(self) -> bool:
         return self._event.is_set()
 
     def __call__(self) -> bool:
         return self._event.is_set()
-
-    def raise_if_cancelled(self) -> None:
-        if self._event.is_set():
-            raise Cancelled("training cancelled")
 
 
 def dispatch(callbacks: Iterable[Any] | None, hook: str, info: Any) -> None:
@@ -152,3 +143,31 @@ class TqdmCallback(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class RunProgress(Callback):
+    """Forwards every event as ``emit(kind, info)`` (kind "step", "epoch" or "fold") and
+    reports ``progress(done, total)`` in optimisation steps over the whole run (all seeds
+    and folds), for a progress bar."""
+
+    def __init__(self, emit, progress, n_folds: int, epochs: int, n_seeds: int = 1) -> None:
+        self.emit, self.progress = emit, progress
+        self.n_folds, self.epochs, self.n_seeds = n_folds, epochs, n_seeds
+        self.seeds: list[int] = []
+
+    def _run_index(self, seed: int, fold: int) -> int:
+        if seed not in self.seeds:
+            self.seeds.append(seed)
+        return self.seeds.index(seed) * self.n_folds + fold
+
+    def on_step(self, info: StepInfo) -> None:
+        k = self._run_index(info.seed, info.fold)
+        done = (k * self.epochs + info.epoch - 1) * info.steps + info.step
+        self.progress(done, self.n_seeds * self.n_folds * self.epochs * info.steps)
+        self.emit("step", info)
+
+    def on_epoch(self, info: EpochInfo) -> None:
+        self.emit("epoch", info)
+
+    def on_fold(self, info: FoldInfo) -> None:
+        self.emit("fold", info)

@@ -10,7 +10,7 @@ import numpy as np
 
 from napari_higt.training.metrics import mean_std
 
-__all__ = ["FoldResult", "CVResult", "strict_json"]
+__all__ = ["FoldResult", "CVResult", "strict_json", "fmt_metric", "fold_rows"]
 
 
 @dataclass
@@ -118,3 +118,24 @@ def strict_json(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         return [strict_json(x) for x in v]
     return v
+
+
+def fmt_metric(v: float | None, digits: int = 3) -> str:
+    """A metric for display: ``n/a`` when missing or not finite (AUC of a one-class fold)."""
+    return f"{v:.{digits}f}" if v is not None and math.isfinite(v) else "n/a"
+
+
+def fold_rows(result: CVResult) -> list[tuple[str, str, str, str]]:
+    """(fold, best epoch, AUC, ACC) per fold, then the mean ± std row (none without folds).
+
+    Folds are named ``k`` for one seed and ``s<seed>/k`` for several.
+    """
+    seeds = {f.seed for f in result.folds}
+    rows = [(f"{f.fold + 1}" if len(seeds) == 1 else f"s{f.seed}/{f.fold + 1}",
+             str(f.best_epoch), fmt_metric(f.auc), fmt_metric(f.acc)) for f in result.folds]
+    if result.folds:
+        s = result.summary()
+        rows.append(("mean ± std", "",
+                     f"{fmt_metric(s['auc']['mean'])} ± {fmt_metric(s['auc']['std'])}",
+                     f"{fmt_metric(s['acc']['mean'])} ± {fmt_metric(s['acc']['std'])}"))
+    return rows

@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from napari_higt.training.results import CVResult
 
 __all__ = ["RUN_FILE", "RESULTS_JSON", "RESULTS_MD", "fold_dir", "fold_checkpoint", "checkpoint_path",
-           "fold_result_path", "best_checkpoint"]
+           "fold_result_path", "best_checkpoint", "holds_run", "new_run_dir"]
 
 RUN_FILE = "run.json"
 RESULTS_JSON = "results.json"
@@ -81,3 +82,19 @@ def best_checkpoint(result: CVResult,
         return None, float("nan")
     auc, path = max(cands, key=lambda c: c[0])
     return path, auc
+
+
+def holds_run(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` already holds a training run (its ``run.json``)."""
+    return (Path(folder) / RUN_FILE).is_file()
+
+
+def new_run_dir(parent: str | os.PathLike, model: str, now: datetime | None = None) -> Path:
+    """A fresh ``<parent>/<model>-<YYYYmmdd-HHMMSS>[-n]`` folder name (not created)."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    out = Path(parent) / f"{model}-{stamp}"
+    n = 1
+    while out.exists():
+        n += 1
+        out = Path(parent) / f"{model}-{stamp}-{n}"
+    return out

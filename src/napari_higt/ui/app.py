@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["open_workbench", "render_workbench", "save_screenshot"]
+__all__ = ["open_workbench", "render_workbench", "save_screenshot", "close_toasts"]
 
 #: Dock widgets opened by the workbench, by their napari.yaml display name.
 DOCKED_WIDGETS: tuple[str, ...] = ("Slide", "Graph overlay", "Inference", "Inspector",
@@ -50,16 +50,13 @@ def open_workbench(slide_path: str | os.PathLike | None = None, mpp: float | Non
     for data, kwargs, _ in layers:
         viewer.add_image(data, **kwargs)
     viewer.scale_bar.visible = True
-    docked = [viewer.window.add_plugin_dock_widget("napari-higt", name)
-              for name in DOCKED_WIDGETS]
+    # One tab per widget in a single dock area: six stacked docks leave each a sliver.
+    docked = [viewer.window.add_plugin_dock_widget("napari-higt", name, tabify=i > 0)
+              for i, name in enumerate(DOCKED_WIDGETS)]
     docks = [d for d, _ in docked]
     inference = docked[DOCKED_WIDGETS.index("Inference")][1]
     if demo is not None and not inference.checkpoint.text():
         inference.checkpoint.setText(str(demo["checkpoint"]))
-    # One tab per widget in a single dock area: six stacked docks leave each a sliver.
-    qt_window = viewer.window._qt_window
-    for dock in docks[1:]:
-        qt_window.tabifyDockWidget(docks[0], dock)
     docks[DOCKED_WIDGETS.index(FRONT_WIDGET)].raise_()
     return viewer
 
@@ -89,7 +86,7 @@ def render_workbench(out: str | os.PathLike, slide_path=None, mpp: float | None 
     out = Path(out)
     viewer = open_workbench(slide_path, mpp=mpp, show=True)
     try:
-        viewer.window._qt_window.resize(*size)
+        viewer.window.resize(*size)
         viewer.reset_view()
         from qtpy.QtWidgets import QApplication
 
@@ -103,13 +100,25 @@ def render_workbench(out: str | os.PathLike, slide_path=None, mpp: float | None 
 
 def save_screenshot(viewer, path: str | os.PathLike) -> Path:
     """Write the whole window of a shown viewer to a PNG, without notification toasts."""
-    from napari._qt.dialogs.qt_notification import NapariQtNotification
-
     from napari_higt.io import atomic_path
 
-    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
-        toast.close()
+    close_toasts()
     path = Path(path)
     with atomic_path(path, keep_suffix=True) as tmp:
         viewer.screenshot(str(tmp), canvas_only=False, flash=False)
     return path
+
+
+def close_toasts() -> int:
+    """Close the notification toasts on screen; returns how many were closed.
+
+    napari has no public handle on its toasts, so they are found through Qt by their class
+    name (the plugin uses no private napari module).
+    """
+    from qtpy.QtWidgets import QApplication
+
+    toasts = [w for w in QApplication.allWidgets()
+              if type(w).__name__ == "NapariQtNotification" and w.isVisible()]
+    for toast in toasts:
+        toast.close()
+    return len(toasts)

@@ -2,7 +2,7 @@
 
 "Build graph" runs the Qt-free preprocessing (`napari_higt.features.pipeline.run_slide`,
 which returns at once when the feature file is up to date) in a background thread with a
-progress bar and a Cancel button, builds the `HierarchicalGraph` from the feature file and
+progress bar and a Cancel button, builds the `HierarchicalGraph` (`features.slide_graph.build_slide_graph`) and
 shows it with `napari_higt.ui.overlays.add_graph_overlay`: one Points layer per level (squares
 the size of the tile, tissue fraction in ``layer.features``) and one Vectors layer per edge
 type, all in µm.
@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -29,51 +28,14 @@ from qtpy.QtWidgets import (
 )
 
 from napari_higt.features.base import MODEL_FILE_OPTION
-from napari_higt.graph.layout import node_tissue_fraction
+from napari_higt.features.slide_graph import GraphBuild, build_slide_graph
 from napari_higt.ui.layers import features_folder, find_slide_layer, slide_of_layer
 from napari_higt.ui.worker import WorkerWidget
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-__all__ = ["GraphWidget", "build_slide_graph", "GraphBuild"]
-
-
-# ---------------------------------------------------------------------------------------
-# Qt-free work
-
-
-class GraphBuild:
-    """What `build_slide_graph` returns."""
-
-    def __init__(self, result, graph, tissue_fraction: np.ndarray):
-        self.result = result  # napari_higt.features.pipeline.PreprocessResult
-        self.graph = graph  # HierarchicalGraph
-        self.tissue_fraction = tissue_fraction  # (N,) per node, in graph node order
-
-
-def build_slide_graph(slide_path, out_dir, extractor: str = "handcrafted", mpp=None,
-                      extractor_config: dict | None = None, tissue_threshold: float = 0.25,
-                      overwrite: bool = False, progress=None, cancel=None) -> GraphBuild:
-    """Preprocess a slide (skipped when up to date), then its graph and node tissue fractions."""
-    from napari_higt.features.pipeline import PreprocessCancelled, run_slide
-    from napari_higt.features.store import read_graph
-    from napari_higt.slide import Slide
-
-    res = run_slide(slide_path, out_dir, extractor, mpp=mpp, extractor_config=extractor_config,
-                    tissue_threshold=tissue_threshold, overwrite=overwrite, progress=progress,
-                    cancel=cancel)
-    if cancel is not None and cancel():
-        raise PreprocessCancelled("cancelled")
-    graph = read_graph(res.path)
-    with Slide(slide_path, mpp=mpp) as s:
-        tf = node_tissue_fraction(s, graph)
-    return GraphBuild(res, graph, tf)
-
-
-# ---------------------------------------------------------------------------------------
-# The widget
-
+__all__ = ["GraphWidget"]
 
 
 class GraphWidget(WorkerWidget):

@@ -3,42 +3,37 @@
 A thin layer over the Qt-free engine (`napari_higt.training.engine.train_cross_validation`):
 the engine runs in the `WorkerWidget`'s background thread; its callbacks (called in that
 thread) are forwarded to the GUI with a Qt signal, which feeds live loss / validation AUC
-curves (a small matplotlib canvas, redrawn at most every 0.2 s) and the per-fold table.
+curves (`ui.training_curves`, redrawn at most every 0.2 s) and the per-fold table; the
+form is `ui.training_form`.
 Cancel stops the engine before its next optimisation step; the folds finished so far and every
 fold's ``best.pt`` (the best validation epoch so far) stay on disk and are shown.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari.utils.notifications import show_info, show_warning
-from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
-    QFormLayout,
-    QGroupBox,
     QHeaderView,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
 )
 
-from napari_higt.devices import available_devices
-from napari_higt.training.runs import best_checkpoint
+from napari_higt.errors import Cancelled
+from napari_higt.training.results import fmt_metric as _fmt
+from napari_higt.training.results import fold_rows
+from napari_higt.training.runs import best_checkpoint, holds_run, new_run_dir
 from napari_higt.ui.forms import path_row
-from napari_higt.ui.worker import Cancelled, WorkerWidget
+from napari_higt.ui.training_curves import CurvePlot
+from napari_higt.ui.training_form import add_training_fields, model_config
+from napari_higt.ui.worker import WorkerWidget
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -49,38 +44,6 @@ __all__ = ["TABLE_COLUMNS", "TrainingWidget"]
 
 #: Columns of the results table.
 TABLE_COLUMNS: tuple[str, ...] = ("Fold", "Best epoch", "AUC", "ACC")
-#: Minimum seconds between two redraws of the curves.
-REDRAW_INTERVAL = 0.2
-
-
-def _fmt(v: float, digits: int = 3) -> str:
-    return f"{v:.{digits}f}" if v is not None and math.isfinite(v) else "n/a"
-
-
-class _Forward:
-    """Engine callbacks -> (kind, info) signal emissions and bar progress (worker thread)."""
-
-    def __init__(self, emit, progress, n_folds: int, epochs: int, n_seeds: int = 1) -> None:
-        self.emit, self.progress = emit, progress
-        self.n_folds, self.epochs, self.n_seeds = n_folds, epochs, n_seeds
-        self.seeds: list[int] = []
-
-    def _run_index(self, seed: int, fold: int) -> int:
-        if seed not in self.seeds:
-            self.seeds.append(seed)
-        return self.seeds.index(seed) * self.n_folds + fold
-
-    def on_step(self, info) -> None:
-        k = self._run_index(info.seed, info.fold)
-        done = (k * self.epochs + info.epoch - 1) * info.steps + info.step
-        self.progress(done, self.n_seeds * self.n_folds * self.epochs * info.steps)
-        self.emit("step", info)
-
-    def on_epoch(self, info) -> None:
-        self.emit("epoch", info)
-
-    def on_fold(self, info) -> None:
-        self.emit("fold", info)
 
 
 class TrainingWidget(WorkerWidget):
@@ -104,105 +67,9 @@ class TrainingWidget(WorkerWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(napari_viewer, "Train")
-        # ---- data
-        self.features_dir = QLineEdit()
-        self.features_dir.setPlaceholderText("folder of <slide_id>.h5 feature files")
-        b_feat = QPushButton("…")
-        b_feat.clicked.connect(self._browse_features)
-        self.labels_csv = QLineEdit()
-        self.labels_csv.setPlaceholderText("CSV: slide_id,label[,fold]")
-        b_csv = QPushButton("…")
-        b_csv.clicked.connect(self._browse_labels)
-        self.out_dir = QLineEdit()
-        self.out_dir.setPlaceholderText("<features folder>/../runs/<model>-<time>")
-        b_out = QPushButton("…")
-        b_out.clicked.connect(self._browse_out)
-        # ---- model
-        self.model = QComboBox()
-        self.model.addItems(["higt", "abmil", "mean"])
-        self.conv = QComboBox()
-        self.conv.addItems(["raconv+", "raconv"])
-        self.conv.setToolTip("graph convolution; raconv = ablation")
-        self.attention = QComboBox()
-        self.attention.addItems(["separable", "full"])
-        self.attention.setToolTip("HIViT attention; full = ablation 'w/o SSA'")
-        self.interaction = QComboBox()
-        self.interaction.addItems(["bi", "r2p"])
-        self.interaction.setToolTip("HIViT interaction; r2p = ablation 'w/o BI'")
-        self.fusion = QCheckBox("Fusion")
-        self.fusion.setChecked(True)
-        self.fusion.setToolTip("unchecked = ablation 'w/o Fusion'")
-        self.blocks = QSpinBox()
-        self.blocks.setRange(1, 12)
-        self.blocks.setValue(3)
-        self.blocks.setToolTip("HIViT blocks (depth; default 3)")
-        self.higt_box = QGroupBox("HIGT")
-        hf = QFormLayout(self.higt_box)
-        hf.addRow("Blocks", self.blocks)
-        hf.addRow("Convolution", self.conv)
-        hf.addRow("Attention", self.attention)
-        hf.addRow("Interaction", self.interaction)
-        hf.addRow(self.fusion)
-        self.model.currentTextChanged.connect(
-            lambda m: self.higt_box.setEnabled(m == "higt"))
-        self.hidden = QSpinBox()
-        self.hidden.setRange(4, 4096)
-        self.hidden.setValue(256)
-        # ---- optimisation
-        self.epochs = QSpinBox()
-        self.epochs.setRange(1, 10000)
-        self.epochs.setValue(50)
-        self.lr = QDoubleSpinBox()
-        self.lr.setDecimals(6)
-        self.lr.setRange(1e-6, 1.0)
-        self.lr.setSingleStep(1e-4)
-        self.lr.setValue(5e-4)
-        self.batch_size = QSpinBox()
-        self.batch_size.setRange(1, 1024)
-        self.batch_size.setValue(8)
-        self.batch_size.setToolTip("slides per optimisation step")
-        self.folds = QSpinBox()
-        self.folds.setRange(2, 50)
-        self.folds.setValue(5)
-        self.folds.setToolTip("stratified folds (a 'fold' column in the CSV wins)")
-        self.device = QComboBox()
-        self.device.addItems(["auto", *available_devices()])
-        self.device.setToolTip("auto = the first of: " + ", ".join(available_devices()))
-
-        form = QFormLayout()
-        form.addRow("Features", path_row(self.features_dir, b_feat))
-        form.addRow("Labels CSV", path_row(self.labels_csv, b_csv))
-        form.addRow("Output run", path_row(self.out_dir, b_out))
-        form.addRow("Model", self.model)
-        form.addRow(self.higt_box)
-        form.addRow("Hidden size", self.hidden)
-        form.addRow("Epochs", self.epochs)
-        form.addRow("Learning rate", self.lr)
-        form.addRow("Batch size", self.batch_size)
-        form.addRow("Folds", self.folds)
-        form.addRow("Device", self.device)
-
-        # ---- live curves
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        self.figure = Figure(figsize=(4.0, 2.4), dpi=80)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(190)
-        self.ax_loss = self.figure.add_subplot(1, 2, 1)
-        self.ax_auc = self.figure.add_subplot(1, 2, 2)
-        self.figure.subplots_adjust(left=0.12, right=0.98, bottom=0.2, top=0.88, wspace=0.35)
-        self._style_axes()
-        self._lines: dict[tuple[int, int], dict[str, Any]] = {}
-        self.curves: dict[tuple[int, int], dict[str, list[float]]] = {}
-        self.redraws = 0
-        self._last_draw = 0.0
-        self._stale = False
-        self._draw_timer = QTimer(self)
-        self._draw_timer.setSingleShot(True)
-        self._draw_timer.timeout.connect(self._draw)
-
-        # ---- results
+        form = add_training_fields(self)
+        self.plot = CurvePlot(self)
+        self.canvas = self.plot.canvas
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
         self.table.setHorizontalHeaderLabels(list(TABLE_COLUMNS))
         self.table.verticalHeader().setVisible(False)
@@ -234,32 +101,22 @@ class TrainingWidget(WorkerWidget):
         self._partial: dict[tuple[int, int], tuple[float, int]] = {}
         self._where: tuple[int, int, int] | None = None  # (seed, fold, epoch) last seen
 
-    # ------------------------------------------------------------------ file dialogs
-    def _browse_features(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Folder of feature files")
-        if d:
-            self.features_dir.setText(d)
+    @property
+    def curves(self) -> dict[tuple[int, int], dict[str, list[float]]]:
+        return self.plot.curves
 
-    def _browse_labels(self) -> None:
-        f, _ = QFileDialog.getOpenFileName(self, "Labels CSV", "", "CSV (*.csv);;All (*)")
-        if f:
-            self.labels_csv.setText(f)
+    @property
+    def _lines(self) -> dict[tuple[int, int], dict[str, Any]]:
+        return self.plot.lines
 
-    def _browse_out(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Output folder of the run")
-        if d:
-            self.out_dir.setText(d)
+    @property
+    def redraws(self) -> int:
+        return self.plot.redraws
 
     # ------------------------------------------------------------------ settings
     def model_config(self) -> dict[str, Any]:
         """The ``build_model`` keys the form describes."""
-        m: dict[str, Any] = {"model": self.model.currentText(), "hidden": self.hidden.value()}
-        if m["model"] == "higt":
-            m.update(n_blocks=self.blocks.value(), conv=self.conv.currentText(),
-                     attention=self.attention.currentText(),
-                     interaction=self.interaction.currentText(),
-                     fusion=self.fusion.isChecked())
-        return m
+        return model_config(self)
 
     def train_config(self):
         from napari_higt.training.config import TrainConfig
@@ -270,27 +127,33 @@ class TrainingWidget(WorkerWidget):
                            seeds=[0])
 
     # ------------------------------------------------------------------ run
-    def run(self) -> bool:
-        """Start training (False, with a warning, when the input cannot be used)."""
-        from napari_higt.errors import UserFacingError
-        from napari_higt.models import resolve_config
-        from napari_higt.training.dataset import read_labels
+    @staticmethod
+    def _path(edit: QLineEdit, missing: str) -> Path | None:
+        """The path typed in ``edit``; None, after warning ``missing``, when it is empty."""
+        text = edit.text().strip()
+        if not text:
+            show_warning(missing)
+            return None
+        return Path(text).expanduser()
 
-        if self._busy("Training"):
-            return False
-        ftext = self.features_dir.text().strip()
-        if not ftext:
-            show_warning("Choose the folder of feature files first (Features, the … button).")
-            return False
-        features = Path(ftext).expanduser()
+    def _inputs(self) -> tuple[Path, Path, Any, Path] | None:
+        """(features folder, labels CSV, TrainConfig, run folder), or None after a warning
+        saying what to fix."""
+        from napari_higt.errors import UserFacingError
+        from napari_higt.labels import read_labels
+        from napari_higt.models import resolve_config
+
+        features = self._path(self.features_dir, "Choose the folder of feature files first "
+                              "(Features, the … button).")
+        if features is None:
+            return None
         if not features.is_dir():
             show_warning(f"Features folder not found: {features}")
-            return False
-        ltext = self.labels_csv.text().strip()
-        if not ltext:
-            show_warning("Choose a labels CSV first (slide_id,label[,fold]; the … button).")
-            return False
-        labels = Path(ltext).expanduser()
+            return None
+        labels = self._path(self.labels_csv, "Choose a labels CSV first (slide_id,label"
+                            "[,fold]; the … button).")
+        if labels is None:
+            return None
         try:
             read_labels(labels)  # cheap: a bad CSV (one class, no columns) fails right here
             config = self.train_config()
@@ -298,24 +161,27 @@ class TrainingWidget(WorkerWidget):
             resolve_config({**config.model, "in_dim": 1, "n_classes": 2})
         except UserFacingError as exc:
             show_warning(str(exc))
-            return False
+            return None
         except ValueError as exc:
             show_warning(f"Model settings: {exc}")
-            return False
+            return None
         otext = self.out_dir.text().strip()
-        if otext:
-            out = Path(otext).expanduser()
-            if (out / "run.json").is_file():
-                show_warning(f"{out} already holds a training run; choose another output "
-                             "folder, or clear the field for a new one under runs/.")
-                return False
-        else:
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            out = features.parent / "runs" / f"{config.model['model']}-{stamp}"
-            n = 1
-            while out.exists():
-                n += 1
-                out = features.parent / "runs" / f"{config.model['model']}-{stamp}-{n}"
+        out = (Path(otext).expanduser() if otext
+               else new_run_dir(features.parent / "runs", config.model["model"]))
+        if otext and holds_run(out):
+            show_warning(f"{out} already holds a training run; choose another output "
+                         "folder, or clear the field for a new one under runs/.")
+            return None
+        return features, labels, config, out
+
+    def run(self) -> bool:
+        """Start training (False, with a warning, when the input cannot be used)."""
+        if self._busy("Training"):
+            return False
+        inputs = self._inputs()
+        if inputs is None:
+            return False
+        features, labels, config, out = inputs
         self._reset_run(out)
         holder = self._holder
         sig = self.train_event
@@ -324,6 +190,7 @@ class TrainingWidget(WorkerWidget):
         def work(progress, cancelled):
             import warnings
 
+            from napari_higt.training.callbacks import RunProgress
             from napari_higt.training.dataset import SlideGraphDataset
             from napari_higt.training.engine import train_cross_validation
 
@@ -346,7 +213,7 @@ class TrainingWidget(WorkerWidget):
                 raise Cancelled()
             n_folds = len(set(ds.folds.tolist())) if ds.folds is not None else config.folds
             emit("start", {"n_folds": n_folds, "summary": ds.summary(), "out": str(out)})
-            cb = _Forward(emit, progress, n_folds, config.epochs, len(config.seeds))
+            cb = RunProgress(emit, progress, n_folds, config.epochs, len(config.seeds))
             return train_cross_validation(ds, config, out, callbacks=[cb], cancel=cancelled,
                                           title=title)
 
@@ -378,28 +245,17 @@ class TrainingWidget(WorkerWidget):
         self.checkpoint.clear()
         self.use_button.setEnabled(False)
         self.table.setRowCount(0)
-        self.curves.clear()
         self._partial.clear()
         self._where = None
-        for lines in self._lines.values():
-            for ln in lines.values():
-                ln.remove()
-        self._lines.clear()
-        self._draw()
+        self.plot.clear()
 
     # ------------------------------------------------------------------ live updates
     def _on_event(self, kind: str, info: Any) -> None:
         if kind == "step":
-            c = self._curve(info.seed, info.fold)
-            c["step_x"].append(info.epoch - 1 + info.step / max(info.steps, 1))
-            c["step_loss"].append(float(info.loss))
             self._where = (info.seed, info.fold, info.epoch)
-            self._schedule_draw()
+            self.plot.add_step(info)
         elif kind == "epoch":
-            c = self._curve(info.seed, info.fold)
-            c["epoch"].append(info.epoch)
-            c["val_auc"].append(float(info.val_auc))
-            c["val_loss"].append(float(info.val_loss))
+            self.plot.add_epoch(info)
             self._partial[(info.seed, info.fold)] = (float(info.best_auc), int(info.best_epoch))
             self._where = (info.seed, info.fold, info.epoch)
             if self.running:
@@ -408,7 +264,6 @@ class TrainingWidget(WorkerWidget):
                     f"{info.epochs}: train loss {info.train_loss:.3f}, val AUC "
                     f"{_fmt(info.val_auc)} (best {_fmt(info.best_auc)} at epoch "
                     f"{info.best_epoch})")
-            self._schedule_draw()
         elif kind == "fold":
             self._add_row(f"{info.fold + 1}", str(info.best_epoch), _fmt(info.auc),
                           _fmt(info.acc))
@@ -420,71 +275,10 @@ class TrainingWidget(WorkerWidget):
         elif kind == "warning":
             show_warning(info)
 
-    def _curve(self, seed: int, fold: int) -> dict[str, list[float]]:
-        return self.curves.setdefault((seed, fold), {
-            "step_x": [], "step_loss": [], "epoch": [], "val_auc": [], "val_loss": []})
-
-    def _schedule_draw(self) -> None:
-        if not self.canvas.isVisible():  # a hidden tab: drawn when shown (showEvent)
-            self._stale = True
-            return
-        wait = REDRAW_INTERVAL - (time.monotonic() - self._last_draw)
-        if wait <= 0:
-            self._draw()
-        elif not self._draw_timer.isActive():
-            self._draw_timer.start(int(wait * 1000) + 1)
-
-    def _style_axes(self) -> None:
-        self.ax_loss.set_title("loss: train (solid), val (dashed)", fontsize=9)
-        self.ax_loss.set_xlabel("epoch", fontsize=8)
-        self.ax_auc.set_title("validation AUC", fontsize=9)
-        self.ax_auc.set_xlabel("epoch", fontsize=8)
-        self.ax_auc.set_ylim(0.0, 1.02)
-        from matplotlib.ticker import MaxNLocator
-
-        for ax in (self.ax_loss, self.ax_auc):
-            # few ticks: tick labels are most of the cost of a redraw
-            ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
-            ax.yaxis.set_major_locator(MaxNLocator(4))
-            ax.tick_params(labelsize=7)
-            ax.grid(True, alpha=0.3)
-
-    def _draw(self) -> None:
-        """Push the curves into their lines and redraw (cheap: a few lines, no layout)."""
-        self._draw_timer.stop()
-        self._stale = False
-        self._last_draw = time.monotonic()
-        added = False
-        for key, c in self.curves.items():
-            lines = self._lines.get(key)
-            if lines is None:
-                added = True
-                color = f"C{len(self._lines) % 10}"
-                label = f"fold {key[1] + 1}"
-                lines = self._lines[key] = {
-                    "loss": self.ax_loss.plot([], [], color=color, lw=1, label=label)[0],
-                    "val_loss": self.ax_loss.plot([], [], color=color, lw=1, ls="--",
-                                                  marker=".", ms=3)[0],
-                    "auc": self.ax_auc.plot([], [], color=color, lw=1.2, marker=".", ms=4,
-                                            label=label)[0],
-                }
-            lines["loss"].set_data(c["step_x"], c["step_loss"])
-            lines["val_loss"].set_data(c["epoch"], c["val_loss"])
-            lines["auc"].set_data(c["epoch"], c["val_auc"])
-        self.ax_loss.relim()
-        self.ax_loss.autoscale_view()
-        self.ax_auc.relim()
-        self.ax_auc.autoscale_view(scaley=False)
-        self.ax_auc.set_ylim(0.0, 1.02)
-        if added and len(self._lines) <= 10:  # a new legend only when a fold starts
-            self.ax_auc.legend(fontsize=7, loc="lower right")
-        self.canvas.draw_idle()
-        self.redraws += 1
-
     def showEvent(self, event) -> None:  # Qt API name
         super().showEvent(event)
-        if self._stale:
-            self._draw()
+        if self.plot.stale:
+            self.plot.draw()
 
     # ------------------------------------------------------------------ results
     def _add_row(self, *cells: str, bold: bool = False) -> None:
@@ -501,20 +295,14 @@ class TrainingWidget(WorkerWidget):
 
     def _fill_table(self, res: CVResult) -> None:
         self.table.setRowCount(0)
-        seeds = {f.seed for f in res.folds}
-        for f in res.folds:
-            name = f"{f.fold + 1}" if len(seeds) == 1 else f"s{f.seed}/{f.fold + 1}"
-            self._add_row(name, str(f.best_epoch), _fmt(f.auc), _fmt(f.acc))
-        if res.folds:
-            s = res.summary()
-            self._add_row("mean ± std", "",
-                          f"{_fmt(s['auc']['mean'])} ± {_fmt(s['auc']['std'])}",
-                          f"{_fmt(s['acc']['mean'])} ± {_fmt(s['acc']['std'])}", bold=True)
+        rows = fold_rows(res)
+        for i, row in enumerate(rows):
+            self._add_row(*row, bold=i == len(res.folds))
 
     def _done(self, res: CVResult) -> None:
         self.result = res
         self._fill_table(res)
-        self._draw()
+        self.plot.draw()
         best, auc = best_checkpoint(res, self._partial)
         self.best_checkpoint = best
         self.checkpoint.setText(str(best) if best else "")

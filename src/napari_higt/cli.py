@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -33,8 +34,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from napari_higt.errors import report_warnings
+
+    def note(message: str) -> None:  # one line; once under torchrun (rank 0)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"napari-higt {args.command}: warning: {message}", file=sys.stderr)
+
     try:
-        return int(args._run(args) or 0)
+        with report_warnings(note):
+            return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("napari-higt: interrupted", file=sys.stderr)
         return 130

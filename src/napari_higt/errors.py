@@ -1,6 +1,12 @@
-"""Error types whose message is meant for the user (CLI and viewer show it as is)."""
+"""Error and warning types whose message is meant for the user (CLI and viewer show it as is)."""
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
 
 
 class UserFacingError(Exception):
@@ -45,3 +51,35 @@ class Cancelled(Exception):
     Raised from inside the job when its cancel check answers yes; widgets show it as an
     info note, the CLI as an interruption.
     """
+
+
+class HIGTWarning(UserWarning):
+    """Something the user should know that does not stop the job (a skipped slide, ...)."""
+
+
+_warning_handler: contextvars.ContextVar[Callable[[str], Any] | None] = contextvars.ContextVar(
+    "napari_higt_warning_handler", default=None)
+
+
+def warn_user(message: str) -> None:
+    """Tell the user ``message``: the one way core code reports a warning.
+
+    Inside `report_warnings` (the CLI, a widget's background job) the handler shows it: the
+    CLI prints one line, a widget a warning notification. Elsewhere it is a `HIGTWarning`
+    through `warnings.warn`.
+    """
+    handler = _warning_handler.get()
+    if handler is None:
+        warnings.warn(message, HIGTWarning, stacklevel=2)
+    else:
+        handler(str(message))
+
+
+@contextlib.contextmanager
+def report_warnings(handler: Callable[[str], Any]) -> Iterator[None]:
+    """Route `warn_user` messages of this thread (context) to ``handler`` within the block."""
+    token = _warning_handler.set(handler)
+    try:
+        yield
+    finally:
+        _warning_handler.reset(token)

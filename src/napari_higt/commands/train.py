@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 NAME = "train"
 HELP = (
@@ -80,8 +79,6 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import warnings
-
     from napari_higt.training.callbacks import TqdmCallback
     from napari_higt.training.dataset import SlideGraphDataset
     from napari_higt.training.distributed import init_distributed
@@ -97,12 +94,8 @@ def run(args: argparse.Namespace) -> int:
         from napari_higt.errors import UserFacingError
 
         raise UserFacingError(f"model settings: {exc}") from None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ds = SlideGraphDataset.from_folder(args.features, args.labels, cache=not args.no_cache)
+    ds = SlideGraphDataset.from_folder(args.features, args.labels, cache=not args.no_cache)
     if dist.is_main:
-        for w in caught:
-            print(f"napari-higt train: warning: {w.message}", file=sys.stderr)
         print(f"{ds.summary()}; classes {ds.class_names}; model {config.model}"
               + (f"; {dist.world_size} processes" if dist.world_size > 1 else ""))
     cbs = [TqdmCallback(config.epochs, len(set(ds.folds.tolist())) if ds.folds is not None

@@ -14,7 +14,6 @@ in memory when ``cache=True``. ``SlideGraphDataset.from_graphs`` wraps graphs al
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_higt.errors import FeatureError
+from napari_higt.errors import FeatureError, warn_user
 from napari_higt.labels import class_order, read_labels
 
 __all__ = ["SlideGraphDataset", "load_graph"]
@@ -103,7 +102,7 @@ class SlideGraphDataset:
             if unlabelled:
                 msg.append(f"{len(unlabelled)} feature file(s) have no label and are skipped: "
                            f"{_short(unlabelled)}")
-            warnings.warn("; ".join(msg), UserWarning, stacklevel=2)
+            warn_user("; ".join(msg))
         ids = [table.slide_ids[i] for i in keep]
         y = table.index()[keep]
         folds = np.asarray(table.folds, dtype=np.int64)[keep] if table.folds is not None else None

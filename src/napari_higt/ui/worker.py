@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_higt.errors import Cancelled, UserFacingError
+from napari_higt.errors import Cancelled, UserFacingError, report_warnings
 from napari_higt.ui.layers import find_slide_layer, slide_of_layer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,6 +54,8 @@ class WorkerWidget(QWidget):
 
     #: (done, total) emitted from the worker thread; Qt queues it to the GUI thread.
     progress = Signal(int, int)
+    #: a `napari_higt.errors.warn_user` message of the job, shown as a warning notification.
+    note = Signal(str)
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, run_text: str):
         super().__init__()
@@ -70,6 +72,7 @@ class WorkerWidget(QWidget):
         self._job: _Job | None = None
         self.last_error: str | None = None
         self.progress.connect(self._on_progress)
+        self.note.connect(show_warning)
         self.cancel_button.clicked.connect(self.cancel)
         # A closure over the job holder, not self: runs when the C++ widget is destroyed.
         holder: dict[str, _Job | None] = {"job": None}
@@ -115,7 +118,7 @@ class WorkerWidget(QWidget):
         if self._busy(what):
             return False
         job = _Job()
-        sig = self.progress
+        sig, note = self.progress, self.note
 
         def report(done: int, total: int) -> None:
             if job.alive:
@@ -124,8 +127,13 @@ class WorkerWidget(QWidget):
         def cancelled() -> bool:
             return job.cancel.is_set()
 
+        def warn(message: str) -> None:
+            if job.alive:
+                note.emit(message)
+
         def work():
-            return func(report, cancelled)
+            with report_warnings(warn):
+                return func(report, cancelled)
 
         worker = create_worker(work, _start_thread=False, _ignore_errors=True)
         job.worker = worker

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 __all__ = ["THUMBNAIL", "REGION", "PATCH", "LEVELS", "LEVEL_IDS", "TILED_LEVELS",
-           "TARGET_MPP", "PATCH_SIZE", "tile_size0", "tile_size_um", "grid_origin"]
+           "TARGET_MPP", "PATCH_SIZE", "tile_size0", "grid_origin"]
 
 THUMBNAIL = "thumbnail"
 REGION = "x5"
@@ -33,11 +33,6 @@ PATCH_SIZE = 512
 def tile_size0(level: str, slide_mpp: float, patch_size: int = PATCH_SIZE) -> float:
     """Side of one tile of ``level`` in level-0 px of a slide of ``slide_mpp`` µm/px."""
     return patch_size * TARGET_MPP[level] / slide_mpp
-
-
-def tile_size_um(level: str, patch_size: int = PATCH_SIZE) -> float:
-    """Side of one tile of ``level`` in µm."""
-    return patch_size * TARGET_MPP[level]
 
 
 def grid_origin(xy0: tuple[float, float], size0: float,

@@ -110,13 +110,7 @@ class StoredFeatures:
 
 
 class FeatureStore:
-    """Feature files of one output folder; ``write``/``read`` also work on any path."""
-
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-
-    def path_for(self, slide_id: str) -> Path:
-        return self.root / f"{slide_id}.h5"
+    """Reading and writing ``<slide_id>.h5`` feature files (static methods on any path)."""
 
     # ------------------------------------------------------------------ writing
     @staticmethod

@@ -194,9 +194,3 @@ def slide_image_layer_data(slide: Slide) -> tuple:
     kwargs.update(name=slide.slide_id, rgb=True, multiscale=True)
     warned: set = set()  # one warning per slide, shared by its levels
     return ([ShownLevel(level, warned) for level in slide.pyramid()], kwargs, "image")
-
-
-def as_numpy_points(coords: np.ndarray) -> np.ndarray:
-    """(N, 2) level-0 (x, y) -> (N, 2) napari (row, col) in level-0 pixels."""
-    coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
-    return coords[:, ::-1].copy()

@@ -53,6 +53,7 @@ class BagDataset:
     missing_features: list[str] = field(default_factory=list)
     unlabelled: list[str] = field(default_factory=list)
     extractor: str | None = None
+    group_column: str | None = None
     #: Bags carry no positions: graph models cannot read this dataset.
     has_coords: bool = False
 
@@ -100,7 +101,7 @@ class BagDataset:
         return cls.from_arrays([folder.bags[s].features for s in ids], table.index()[keep],
                                table.class_names, ids, folds=folds, groups=groups,
                                skipped=folder.bad, missing_features=missing,
-                               unlabelled=unlabelled)
+                               unlabelled=unlabelled, group_column=group_column)
 
     @classmethod
     def from_arrays(cls, bags: Sequence[Any], labels: Sequence[int] | Sequence[str],

@@ -20,6 +20,12 @@ class TrainConfig:
     ``class_weights``: None, ``"balanced"`` (inverse class frequency of the training fold)
     or one weight per class. ``amp``: None = on CUDA only. ``folds`` is ignored when the
     labels CSV has a fold column (those folds are used).
+
+    ``protocol`` (`training.folds`): ``"inner-val"`` (default) chooses the epoch on a grouped
+    validation split (``val_fraction`` of the training part) and scores the evaluation fold
+    once, at that epoch; ``"eval-fold"`` chooses it on the evaluation fold itself
+    (optimistic). ``patience``: stop a fold after that many epochs without a better
+    validation AUC (None: train every epoch).
     """
 
     model: dict[str, Any] = field(default_factory=lambda: {"model": "higt"})
@@ -35,6 +41,9 @@ class TrainConfig:
     folds: int = 5
     eval_batch_size: int = 8
     save_checkpoints: bool = True
+    protocol: str = "inner-val"
+    val_fraction: float = 0.2
+    patience: int | None = None
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings a resumed run must share (everything that changes the numbers
@@ -54,6 +63,16 @@ class TrainConfig:
             raise UserFacingError(f"the learning rate must be > 0, got {self.lr}")
         if not self.seeds:
             raise UserFacingError("give at least one seed")
+        from napari_higt.training.folds import PROTOCOLS
+
+        if self.protocol not in PROTOCOLS:
+            raise UserFacingError(f"protocol must be one of {list(PROTOCOLS)}, got "
+                                  f"{self.protocol!r}")
+        if not 0 < self.val_fraction < 1:
+            raise UserFacingError(f"the validation fraction must be in (0, 1), got "
+                                  f"{self.val_fraction}")
+        if self.patience is not None and self.patience < 1:
+            raise UserFacingError(f"patience must be >= 1 epoch, got {self.patience}")
         cw = self.class_weights
         if cw is not None and cw != "balanced" and not isinstance(cw, (list, tuple)):
             raise UserFacingError(f"class_weights must be None, 'balanced' or a list, got {cw!r}")

@@ -15,9 +15,11 @@ scaled so that the averaged gradient is exactly the gradient of the single-proce
 loss (same losses as one process on the same data). Every rank evaluates the whole
 validation fold; rank 0 writes the files and calls the callbacks.
 
-Reported metrics: the best epoch is chosen on the validation fold it is reported on (as in
-the HIGT paper and most MIL work), which is optimistic; the metrics of the last epoch are
-reported beside them as the unselected figure.
+Reported metrics (``config.protocol``): by default each fold's epoch is chosen on a
+validation split of its training part, grouped like the folds, and the evaluation fold is
+scored once with that epoch's weights. ``protocol="eval-fold"`` chooses the best epoch on the
+evaluation fold it is reported on (as in the HIGT paper and most MIL work), which is
+optimistic. The metrics of the last epoch are reported beside them, unselected.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from napari_higt.training.config import TrainConfig
 from napari_higt.training.distributed import DistContext
 from napari_higt.training.fold import train_fold
 from napari_higt.training.results import CVResult, FoldResult, strict_json
-from napari_higt.training.splits import make_splits
+from napari_higt.training.folds import FOLDS_FILE, Fold, cv_folds, write_folds
 
 __all__ = ["train_cross_validation"]
 
@@ -72,10 +74,17 @@ def train_cross_validation(
     resume: bool = False,
     overwrite: bool = False,
     title: str | None = None,
+    folds: dict[int, list[Fold]] | None = None,
 ) -> CVResult:
     """k-fold cross-validation of ``config`` on ``dataset``, repeated over ``config.seeds``.
 
+    Folds (`training.folds.cv_folds`): ``folds`` when given (``read_folds`` of an earlier
+    run), else the CSV's fold column or stratified folds grouped by ``dataset.groups``; the
+    ``"inner-val"`` protocol chooses each fold's epoch on a grouped split of its training
+    part and scores the evaluation fold once.
+
     Writes under ``out_dir`` (when given): ``run.json`` (settings, slides, splits),
+    ``folds.json`` (every part of every fold, for ``--folds-from``),
     ``seed<S>/fold<K>/{best,last}.pt`` and ``result.json`` per finished fold,
     ``results.json`` and ``results.md``. A cancelled run returns the finished folds with
     ``cancelled=True`` and can be continued with ``resume=True``.
@@ -93,34 +102,41 @@ def train_cross_validation(
     t0 = time.perf_counter()
     dist = DistContext.current()
     out = Path(out_dir) if out_dir is not None else None
-    csv_folds = dataset.folds
-    n_folds = len(set(csv_folds.tolist())) if csv_folds is not None else config.folds
-    splits = {sd: make_splits(dataset.y, config.folds, sd, csv_folds) for sd in config.seeds}
+    groups = getattr(dataset, "groups", None)
+    splits = cv_folds(dataset.y, groups, dataset.folds, config.folds, config.seeds,
+                      config.protocol, config.val_fraction, folds)
+    n_folds = len(splits[config.seeds[0]])
+    ids = list(dataset.slide_ids)
     run = {
         "train": config.fingerprint(), "class_names": list(dataset.class_names),
-        "slides": list(dataset.slide_ids), "labels": [int(v) for v in dataset.y],
-        "splits": {str(sd): [[dataset.slide_ids[i] for i in va] for _, va in sp]
-                   for sd, sp in splits.items()},
+        "slides": ids, "labels": [int(v) for v in dataset.y],
+        "splits": {str(sd): [[ids[i] for i in f.test] for f in sp] for sd, sp in splits.items()},
     }
+    if config.protocol == "inner-val":
+        run["selection"] = {str(sd): [[ids[i] for i in f.val] for f in sp]
+                            for sd, sp in splits.items()}
     if out is not None:
         _check_run_folder(out, run, resume, overwrite)
         dist.barrier()  # every rank has looked at run.json before rank 0 rewrites it
         if dist.is_main:
             atomic_write_text(out / runs.RUN_FILE,
                               json.dumps({**run, "config": asdict(config)}, indent=1))
+            write_folds(out / FOLDS_FILE, ids, splits, protocol=config.protocol,
+                        group_column=getattr(dataset, "group_column", None))
     results: list[FoldResult] = []
     cancelled = False
     try:
         for sd in config.seeds:
-            for k, (tr, va) in enumerate(splits[sd]):
+            for k, f in enumerate(splits[sd]):
                 done = runs.fold_result_path(out, sd, k) if out is not None else None
                 if resume and done is not None and done.is_file():
                     fr = FoldResult(**json.loads(done.read_text()))
                 else:
-                    fr = train_fold(dataset, tr, va, config, seed=sd, fold=k, n_folds=n_folds,
-                                    fold_dir=runs.fold_dir(out, sd, k) if out is not None
-                                    else None, callbacks=callbacks, cancel=cancel,
-                                    resume=resume, dist=dist)
+                    fr = train_fold(dataset, f.train, f.select, config, seed=sd, fold=k,
+                                    n_folds=n_folds, fold_dir=runs.fold_dir(out, sd, k)
+                                    if out is not None else None, callbacks=callbacks,
+                                    cancel=cancel, resume=resume, dist=dist,
+                                    test_idx=f.test if len(f.val) else None)
                     if done is not None and dist.is_main:
                         atomic_write_text(done, json.dumps(fr.to_dict(), indent=1))
                 results.append(fr)

@@ -2,7 +2,12 @@
 validation after every epoch, and the best / last checkpoints.
 
 The initial weights come from ``mix_seed(seed, fold, 0)``; the best epoch is the one with
-the highest validation AUC (ties -> lower validation loss).
+the highest validation AUC (ties -> lower validation loss), optionally stopping after
+``config.patience`` epochs without a better one. With a ``test_idx`` (the ``"inner-val"``
+protocol) the validation slides only choose the epoch: the test slides are scored once the
+loop has ended, with the weights of the chosen epoch (and, unselected, the last epoch's).
+Without one (``"eval-fold"``) the reported figures are the validation slides' at the best
+epoch, which chose it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from napari_higt.training.loop import (
     predict_probs,
     train_epoch,
 )
-from napari_higt.training.metrics import accuracy, auc_score
+from napari_higt.training.metrics import accuracy, auc_score, classification_metrics
 from napari_higt.training.results import FoldResult
 from napari_higt.training.runs import fold_checkpoint
 
@@ -135,11 +140,14 @@ def train_fold(
     resume: bool = False,
     dist: DistContext | None = None,
     run_config: dict[str, Any] | None = None,
+    test_idx: np.ndarray | None = None,
 ) -> FoldResult:
     """Train one model on ``train_idx`` and score ``val_idx`` after every epoch.
 
     ``fold_dir`` (``runs.fold_dir(run_dir, seed, fold)``) receives ``best.pt`` and
-    ``last.pt``; ``n_folds`` is informational.
+    ``last.pt``; ``n_folds`` is informational. ``test_idx``: the slides the reported
+    metrics are on, scored after the loop with the best epoch's weights (module docstring);
+    None reports ``val_idx`` at the best epoch.
 
     Raises
     ------
@@ -176,7 +184,10 @@ def train_fold(
     run.class_weights = class_weight_tensor(config, dataset.y[train_idx], dataset.n_classes,
                                             device)
     yv = dataset.y[val_idx]
+    best_state = None
     for epoch in range(start_epoch, config.epochs + 1):
+        if config.patience and history and epoch - 1 - best["epoch"] >= config.patience:
+            break  # early stop (also when resuming a fold that had stopped)
         te = time.perf_counter()
         train_loss = train_epoch(run, epoch, callbacks, cancel)
         probs, val_loss = predict_probs(model, dataset, val_idx, device,
@@ -189,6 +200,8 @@ def train_fold(
                 or best["epoch"] == 0:
             best = {"epoch": epoch, "auc": score, "loss": val_loss, "acc": acc,
                     "probs": probs.tolist()}
+            if test_idx is not None:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if write:
                 save_checkpoint(best_path, model.state_dict(), ckpt_config,
                                 {"epoch": epoch, "val_auc": auc, "val_acc": acc,
@@ -199,16 +212,55 @@ def train_fold(
             dispatch(callbacks, "on_epoch", EpochInfo(
                 seed, fold, epoch, config.epochs, train_loss, val_loss, auc, acc,
                 best["epoch"], best["auc"], time.perf_counter() - te))
-    last = history[-1] if history else {}
+    rep = _report(run, best, best_state, best_path, val_idx, test_idx, history)
     return FoldResult(
-        seed=seed, fold=fold, best_epoch=int(best["epoch"]),
-        auc=float(best["auc"] if math.isfinite(best["auc"]) else float("nan")),
-        acc=float(best["acc"]), last_auc=float(last.get("val_auc", float("nan"))),
-        last_acc=float(last.get("val_acc", float("nan"))), epochs_done=len(history),
-        n_train=len(train_idx), n_val=len(val_idx),
-        val_slide_ids=[dataset.slide_ids[i] for i in val_idx],
-        val_labels=[int(v) for v in yv], val_probs=best["probs"], history=history,
+        seed=seed, fold=fold, best_epoch=int(best["epoch"]), auc=rep["auc"], acc=rep["acc"],
+        last_auc=rep["last_auc"], last_acc=rep["last_acc"], epochs_done=len(history),
+        n_train=len(train_idx), n_val=len(rep["idx"]),
+        val_slide_ids=[dataset.slide_ids[i] for i in rep["idx"]],
+        val_labels=[int(v) for v in dataset.y[rep["idx"]]], val_probs=rep["probs"],
+        history=history,
         best_checkpoint=str(best_path) if write else None,
         last_checkpoint=str(last_path) if write else None,
         seconds=time.perf_counter() - t0,
+        protocol="inner-val" if test_idx is not None else "eval-fold",
+        n_select=len(val_idx), select_auc=_finite_or_nan(best["auc"]),
+        balanced_acc=rep["balanced_acc"], f1=rep["f1"], confusion=rep["confusion"],
     )
+
+
+def _finite_or_nan(v: float) -> float:
+    return float(v) if math.isfinite(v) else float("nan")
+
+
+def _report(run: FoldRun, best: dict[str, Any], best_state: dict[str, Any] | None,
+            best_path: Path | None, val_idx: np.ndarray, test_idx: np.ndarray | None,
+            history: list[dict[str, float]]) -> dict[str, Any]:
+    """The reported figures of a fold: the test slides scored once with the chosen epoch's
+    weights (and the last epoch's), or the validation slides at the best epoch."""
+    ds, cfg = run.dataset, run.config
+    if test_idx is None:
+        last = history[-1] if history else {}
+        probs = np.asarray(best["probs"], dtype=np.float64).reshape(-1, ds.n_classes)
+        return {"idx": val_idx, "probs": best["probs"],
+                "last_auc": float(last.get("val_auc", float("nan"))),
+                "last_acc": float(last.get("val_acc", float("nan"))),
+                **_metrics(ds.y[val_idx], probs)}
+    test_idx = np.asarray(test_idx, dtype=np.int64)
+    yt = ds.y[test_idx]
+    last_probs, _ = predict_probs(run.model, ds, test_idx, run.device, cfg.eval_batch_size,
+                                  run.amp)
+    if best_state is None and best_path is not None and best_path.is_file():
+        best_state = load_checkpoint(best_path, map_location="cpu")["state_dict"]
+    if best_state is not None:
+        run.model.load_state_dict(best_state)
+    probs, _ = predict_probs(run.model, ds, test_idx, run.device, cfg.eval_batch_size, run.amp)
+    return {"idx": test_idx, "probs": probs.tolist(), "last_auc": auc_score(yt, last_probs),
+            "last_acc": accuracy(yt, last_probs), **_metrics(yt, probs)}
+
+
+def _metrics(y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    m = classification_metrics(y, probs)
+    return {"auc": float(m["auc"]), "acc": float(m["acc"]),
+            "balanced_acc": float(m["balanced_acc"]), "f1": float(m["f1"]),
+            "confusion": m["confusion"]}

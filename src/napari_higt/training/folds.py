@@ -28,7 +28,7 @@ import numpy as np
 from napari_higt.errors import UserFacingError
 
 __all__ = ["Fold", "PROTOCOLS", "FOLDS_FILE", "grouped_kfold", "inner_split", "make_folds",
-           "check_grouped", "write_folds", "read_folds"]
+           "cv_folds", "check_grouped", "write_folds", "read_folds"]
 
 #: ``"inner-val"``: epoch chosen on a grouped validation split of the training part (default);
 #: ``"eval-fold"``: epoch chosen on the evaluation fold itself (optimistic).
@@ -65,6 +65,9 @@ def grouped_kfold(y: np.ndarray, groups: Sequence[Any] | None, n_folds: int,
                   seed: int) -> list[np.ndarray]:
     """Test indices of ``n_folds`` stratified, grouped folds shuffled by ``seed``.
 
+    Without groups (every slide its own group) this is scikit-learn's ``StratifiedKFold``,
+    the folds of `training.splits.make_splits`.
+
     Raises
     ------
     UserFacingError
@@ -82,6 +85,11 @@ def grouped_kfold(y: np.ndarray, groups: Sequence[Any] | None, n_folds: int,
             raise UserFacingError(
                 f"{n_folds}-fold grouped CV needs every class in at least {n_folds} {what}; "
                 f"class {int(c)} has {n_c}. Use fewer folds (--folds) or label more slides")
+    if groups is None:
+        from sklearn.model_selection import StratifiedKFold
+
+        skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        return [te for _, te in skf.split(np.zeros(len(y)), y)]
     skf = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     return [te for _, te in skf.split(np.zeros(len(y)), y, g)]
 
@@ -136,6 +144,36 @@ def make_folds(y: np.ndarray, groups: Sequence[Any] | None, n_folds: int, seed: 
         folds.append(Fold(k, tr, va, te))
     check_grouped(folds, groups, len(y))
     return folds
+
+
+def cv_folds(y: np.ndarray, groups: Sequence[Any] | None, csv_folds: np.ndarray | None,
+             n_folds: int, seeds: Sequence[int], protocol: str, val_fraction: float,
+             given: dict[int, list[Fold]] | None = None) -> dict[int, list[Fold]]:
+    """The folds of a cross-validation run, per seed.
+
+    ``given`` (``read_folds``) wins; else the outer folds are the labels CSV's ``fold``
+    column (the same for every seed) or grouped stratified folds shuffled by the seed.
+
+    Raises
+    ------
+    UserFacingError
+        ``given`` lacks a requested seed, or a CSV fold column with fewer than two folds.
+    """
+    if given is not None:
+        lacking = [sd for sd in seeds if sd not in given]
+        if lacking:
+            raise UserFacingError(f"the folds file holds seeds {sorted(given)}, not "
+                                  f"{lacking}; ask for those seeds (--seeds)")
+        return {sd: given[sd] for sd in seeds}
+    tests = None
+    if csv_folds is not None:
+        values = sorted(set(int(v) for v in csv_folds))
+        if len(values) < 2:
+            raise UserFacingError("the labels CSV's fold column has one value only; give at "
+                                  "least two folds (or drop the column for a stratified split)")
+        tests = [np.flatnonzero(np.asarray(csv_folds) == v) for v in values]
+    return {sd: make_folds(y, groups, n_folds, sd, protocol, val_fraction, tests)
+            for sd in seeds}
 
 
 def check_grouped(folds: Sequence[Fold], groups: Sequence[Any] | None, n: int) -> None:

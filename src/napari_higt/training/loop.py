@@ -35,7 +35,10 @@ def mix_seed(*parts: int) -> int:
 
 
 def collate(dataset: Any, indices: Sequence[int]) -> Any:
-    """One PyG batch of ``dataset[indices]``."""
+    """One batch of ``dataset[indices]``: the dataset's own ``collate`` when it has one (bags,
+    gathered from one cached tensor), else a PyG batch of its graphs."""
+    if hasattr(dataset, "collate"):
+        return dataset.collate(indices)
     from torch_geometric.data import Batch
 
     return Batch.from_data_list([dataset[int(i)] for i in indices])
@@ -154,13 +157,16 @@ def train_epoch(run: FoldRun, epoch: int, callbacks: Sequence[Any] | None = None
             local = bidx[:1]
         batch = collate(run.dataset, local).to(device)
         with autocast(device, run.amp):
-            logits = run.net(batch).logits.float()
+            out = run.net(batch)
+        logits = out.logits.float()
         ce = F.cross_entropy(logits, batch.y, reduction="none")
         w = cw[batch.y] if cw is not None else torch.ones_like(ce)
         if dummy:
             w = w * 0
         local_sum = (ce * w).sum()
         loss = local_sum * (dist.world_size / denom)
+        if out.aux_loss is not None:  # a model's own training term (CLAM's instance loss)
+            loss = loss + out.aux_loss.float()
         run.opt.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         if cfg.grad_clip:

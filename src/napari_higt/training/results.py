@@ -15,7 +15,13 @@ __all__ = ["FoldResult", "CVResult", "strict_json", "fmt_metric", "fold_rows"]
 
 @dataclass
 class FoldResult:
-    """Outcome of one (seed, fold)."""
+    """Outcome of one (seed, fold).
+
+    ``auc``, ``acc``, ``balanced_acc``, ``f1``, ``confusion`` and ``val_*`` are on the slides
+    the fold reports: the evaluation fold, scored once at the chosen epoch (``protocol``
+    ``"inner-val"``: ``select_auc`` is the inner validation AUC that chose it, on
+    ``n_select`` slides), or, with ``"eval-fold"``, the evaluation fold that chose it.
+    """
 
     seed: int
     fold: int
@@ -34,6 +40,12 @@ class FoldResult:
     best_checkpoint: str | None = None
     last_checkpoint: str | None = None
     seconds: float = 0.0
+    protocol: str = "eval-fold"
+    n_select: int = 0
+    select_auc: float = float("nan")
+    balanced_acc: float = float("nan")
+    f1: float = float("nan")
+    confusion: list[list[int]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,15 +66,19 @@ class CVResult:
     def summary(self) -> dict[str, Any]:
         """Mean ± std over every fold of every seed, per-seed means and their spread."""
         out: dict[str, Any] = {}
-        for key in ("auc", "acc", "last_auc", "last_acc"):
+        for key in _SUMMARY_KEYS:
             m, s = mean_std([getattr(f, key) for f in self.folds])
             out[key] = {"mean": m, "std": s}
+        cms = [np.asarray(f.confusion) for f in self.folds if f.confusion]
+        # every seed scores every slide once: the matrix counts slides x seeds
+        out["confusion"] = np.sum(cms, axis=0).tolist() if cms else []
+        out["protocols"] = sorted({f.protocol for f in self.folds})
         seeds = sorted({f.seed for f in self.folds})
         per_seed = {}
         for sd in seeds:
             fs = [f for f in self.folds if f.seed == sd]
             per_seed[str(sd)] = {k: mean_std([getattr(f, k) for f in fs])[0]
-                                 for k in ("auc", "acc", "last_auc", "last_acc")}
+                                 for k in _SUMMARY_KEYS}
         out["per_seed"] = per_seed
         vals = [v["auc"] for v in per_seed.values()]
         fin = [v for v in vals if math.isfinite(v)]
@@ -82,26 +98,49 @@ class CVResult:
         lines = []
         if title:
             lines += [f"## {title}", ""]
-        lines += ["| seed | fold | best epoch | AUC | ACC | AUC (last epoch) | ACC (last epoch) |",
-                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += ["| seed | fold | best epoch | AUC | ACC | BAL-ACC | F1 | AUC (last epoch) "
+                  "| ACC (last epoch) |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for f in self.folds:
             lines.append(f"| {f.seed} | {f.fold + 1} | {f.best_epoch} | {f.auc:.4f} | "
-                         f"{f.acc:.4f} | {f.last_auc:.4f} | {f.last_acc:.4f} |")
+                         f"{f.acc:.4f} | {f.balanced_acc:.4f} | {f.f1:.4f} | {f.last_auc:.4f} "
+                         f"| {f.last_acc:.4f} |")
         s = self.summary()
 
         def ms(k: str) -> str:
             return f"{s[k]['mean']:.4f} ± {s[k]['std']:.4f}"
 
-        lines.append(f"| **mean ± std** | | | **{ms('auc')}** | **{ms('acc')}** | {ms('last_auc')} "
-                     f"| {ms('last_acc')} |")
+        lines.append(f"| **mean ± std** | | | **{ms('auc')}** | **{ms('acc')}** | "
+                     f"{ms('balanced_acc')} | {ms('f1')} | {ms('last_auc')} | {ms('last_acc')} |")
         sp = s["seed_spread_auc"]
         lines += ["", f"{len(self.folds)} runs ({len({f.seed for f in self.folds})} seed(s) x "
                       f"{self.n_folds} folds); AUC of the per-seed means: std {sp['std']:.4f}, "
-                      f"range {sp['min']:.4f}-{sp['max']:.4f}. The best epoch is chosen on the "
-                      "validation fold (optimistic); the last-epoch columns are unselected."]
+                      f"range {sp['min']:.4f}-{sp['max']:.4f}. " + _protocol_note(self.folds)]
+        if s["confusion"]:
+            names = self.class_names
+            lines += ["", "Confusion matrix (rows: true class, columns: predicted; slides x "
+                          "seeds):", "", "| | " + " | ".join(names) + " |",
+                      "|---|" + "---:|" * len(names)]
+            lines += [f"| {n} | " + " | ".join(str(v) for v in row) + " |"
+                      for n, row in zip(names, s["confusion"])]
         if self.cancelled:
             lines.append("\n**The run was cancelled: these are the completed folds only.**")
         return "\n".join(lines) + "\n"
+
+
+_SUMMARY_KEYS = ("auc", "acc", "balanced_acc", "f1", "last_auc", "last_acc")
+
+
+def _protocol_note(folds: list[FoldResult]) -> str:
+    """What chose each fold's epoch, in words (the protocol behind the figures)."""
+    kinds = {f.protocol for f in folds}
+    if kinds == {"inner-val"}:
+        return ("Each fold's epoch is chosen on a validation split of its training part; the "
+                "evaluation fold is scored once, at that epoch. The last-epoch columns are "
+                "unselected.")
+    if kinds == {"eval-fold"}:
+        return ("The best epoch is chosen on the evaluation fold itself (optimistic); the "
+                "last-epoch columns are unselected.")
+    return "Folds of both protocols (inner validation and evaluation fold) are mixed."
 
 
 def strict_json(v: Any) -> Any:

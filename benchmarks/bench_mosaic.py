@@ -182,6 +182,28 @@ def scattered_layout(g: int, k: int, rng) -> np.ndarray:
     raise SystemExit(f"cannot scatter {k} isolated cells on a {g} x {g} grid")
 
 
+def b_count_range(task: str, g: int) -> tuple[int, int]:
+    """Inclusive range of B units per slide, the same in both classes: B patches (``patch``)
+    or x5 regions holding one B patch (``region``) on a ``g`` x ``g`` grid."""
+    if task == "patch":
+        return max(3, g * g // 12), max(4, g * g // 7)
+    # out of (g/2)^2 regions; scattered must still fit them apart
+    return max(2, (g // 2) ** 2 // 9), max(3, (g // 2) ** 2 // 5)
+
+
+def slide_layout(task: str, label: str, g: int, k: int, rng) -> np.ndarray:
+    """G x G bool, True where tissue B goes: ``k`` B units arranged as ``label`` says
+    (``clustered`` | ``scattered``); see the module docstring for the two tasks."""
+    make = clustered_layout if label == "clustered" else scattered_layout
+    if task == "patch":
+        return make(g, k, rng)
+    lay = np.zeros((g, g), bool)
+    for ry, rx in zip(*np.nonzero(make(g // 2, k, rng))):
+        dy, dx = rng.integers(0, 2, size=2)
+        lay[2 * ry + dy, 2 * rx + dx] = True
+    return lay
+
+
 def mosaic_rgb(layout: np.ndarray, tiles, size: int, rng, margin: int = 2) -> np.ndarray:
     """RGB of a mosaic: a tile of A in every cell of the grid, of B where ``layout`` says, on
     ``margin`` cells of glass."""
@@ -281,23 +303,13 @@ def main() -> int:
     slides_dir, feat_dir = work / "slides", work / "features"
     slides_dir.mkdir(parents=True, exist_ok=True)
     g = args.grid
-    if args.task == "patch":
-        k_lo, k_hi = max(3, g * g // 12), max(4, g * g // 7)
-    else:  # regions with one B patch, out of (g/2)^2; scattered must still fit them apart
-        k_lo, k_hi = max(2, (g // 2) ** 2 // 9), max(3, (g // 2) ** 2 // 5)
+    k_lo, k_hi = b_count_range(args.task, g)
     rows = ["slide_id,label"]
     t = time.perf_counter()
     for i in range(args.slides):
         label = "clustered" if i % 2 == 0 else "scattered"
         k = int(rng.integers(k_lo, k_hi + 1))  # same distribution of B counts in both classes
-        make = clustered_layout if label == "clustered" else scattered_layout
-        if args.task == "patch":
-            lay = make(g, k, rng)
-        else:
-            lay = np.zeros((g, g), bool)
-            for ry, rx in zip(*np.nonzero(make(g // 2, k, rng))):
-                dy, dx = rng.integers(0, 2, size=2)
-                lay[2 * ry + dy, 2 * rx + dx] = True
+        lay = slide_layout(args.task, label, g, k, rng)
         sid = f"mosaic_{i:03d}"
         p = slides_dir / f"{sid}.tif"
         if not p.exists():

@@ -32,50 +32,28 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
-from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import scatter, softmax
+
+from napari_higt.models.edge_ops import EdgeCSR, edge_spmm, gatv2_score
 
 # Node levels of the hierarchical graph (docs/contracts.md); group keys use 3 = number of levels.
 N_LEVELS = 3
-# GATv2 scores need an (E, heads, channels) temporary; chunking edges under checkpointing keeps
-# that temporary bounded instead of storing it for backward (it is recomputed there).
-EDGE_CHUNK = 1 << 14
 
 
-def _gatv2_scores(
-    x_src: Tensor, x_dst: Tensor, src: Tensor, dst: Tensor, att: Tensor, slope: float
-) -> Tensor:
-    """``<att, LeakyReLU(x_src[src] + x_dst[dst])>`` per edge and head: (E, H)."""
+def level_groups(level: Tensor, src: Tensor, dst: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """Node-level softmax groups: one per (target, source level) present.
 
-    def score(xs: Tensor, xd: Tensor, s: Tensor, d: Tensor, a: Tensor) -> Tensor:
-        return (F.leaky_relu(xs.index_select(0, s) + xd.index_select(0, d), slope) * a).sum(-1)
-
-    n_edges = src.numel()
-    needs_grad = torch.is_grad_enabled() and (
-        x_src.requires_grad or x_dst.requires_grad or att.requires_grad
-    )
-    if n_edges <= EDGE_CHUNK or not needs_grad:
-        if n_edges <= EDGE_CHUNK:
-            return score(x_src, x_dst, src, dst, att)
-        return torch.cat(
-            [
-                score(x_src, x_dst, src[i : i + EDGE_CHUNK], dst[i : i + EDGE_CHUNK], att)
-                for i in range(0, n_edges, EDGE_CHUNK)
-            ]
-        )
-    return torch.cat(
-        [
-            checkpoint(
-                score, x_src, x_dst, src[i : i + EDGE_CHUNK], dst[i : i + EDGE_CHUNK], att,
-                use_reentrant=False,
-            )
-            for i in range(0, n_edges, EDGE_CHUNK)
-        ]
-    )
+    Returns ``ginv`` (E,), the group of every edge, and ``gid`` (G,), the sorted keys
+    ``level(src) + 3 * target`` of the groups (what ``torch.unique`` returns, without a sort:
+    the keys are bounded by ``3 n``).
+    """
+    key = level.index_select(0, src) + N_LEVELS * dst
+    present = torch.bincount(key, minlength=N_LEVELS * n) > 0
+    slot = torch.cumsum(present, 0) - 1
+    return slot.index_select(0, key), present.nonzero().view(-1)
 
 
-class RAConv(MessagePassing):
+class RAConv(nn.Module):
     """Resolution-aware attention convolution (RAConv of H2-MIL and RAConv+ of HIGT).
 
     Parameters
@@ -107,7 +85,7 @@ class RAConv(MessagePassing):
         dropout: float = 0.0,
         self_loops: bool = False,
     ) -> None:
-        super().__init__(aggr="add", node_dim=0)
+        super().__init__()
         if variant not in ("raconv+", "raconv"):
             raise ValueError(f"conv must be 'raconv+' or 'raconv', got {variant!r}")
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
@@ -174,23 +152,31 @@ class RAConv(MessagePassing):
             loop_index = edge_index.new_zeros(0)
         src, dst = edge_index[0], edge_index[1]
         slope = self.negative_slope
-        xw = self.lin(x).view(n, h, c)
-        ux = self.lin_res(x).view(n, h, c)
+        # One matmul for every projection of x (same products as one Linear each).
+        # unbind, not indexing: its backward stacks the parts once instead of one zero-filled
+        # full-size gradient per part.
+        proj = F.linear(x, torch.cat([m.weight for m in self._projections()]))
+        proj = proj.view(n, -1, h, c).unbind(1)
+        xw, ux = proj[0], proj[1]
 
         # One node-level softmax per (target, source level): key = level(src) + 3 * target.
-        group = level[src] + N_LEVELS * dst
-        gid, ginv = torch.unique(group, return_inverse=True)
+        ginv, gid = level_groups(level, src, dst, n)
         n_groups = gid.numel()
         g_target = torch.div(gid, N_LEVELS, rounding_mode="floor")
+        # Sparse patterns of the aggregations: messages (target <- source), group means
+        # (group <- source) and, shared by both backward passes, source <- target order.
+        to_src = EdgeCSR.build(src, dst, n, n)
+        to_dst = EdgeCSR.build(dst, src, n, n)
 
         if self.variant == "raconv+":
-            e_node = _gatv2_scores(xw, self.lin_dst(x).view(n, h, c), src, dst, self.att, slope)
+            e_node = gatv2_score(xw, proj[2], src, dst, self.att, slope)
             # U h_k with h_k the mean raw feature of the group == mean of U x (U is linear).
-            uh_k = scatter(ux.index_select(0, src), ginv, 0, dim_size=n_groups, reduce="mean")
-            ux_dst = self.lin_res_dst(x).view(n, h, c)
-            e_res = (
-                F.leaky_relu(uh_k + ux_dst.index_select(0, g_target), slope) * self.att_res
-            ).sum(-1)
+            count = torch.bincount(ginv, minlength=n_groups).clamp(min=1).to(ux.dtype)
+            mean_w = count.reciprocal().index_select(0, ginv).unsqueeze(1)
+            to_group = EdgeCSR.build(ginv, src, n_groups, n, perm=self._group_order(level, to_dst))
+            from_group = EdgeCSR.build(src, ginv, n, n_groups, perm=to_src.perm)
+            uh_k = edge_spmm(ux, mean_w, to_group, from_group)
+            e_res = gatv2_score(uh_k, proj[3], None, g_target, self.att_res, slope)
         else:
             s_src = (xw * self.att_src).sum(-1)
             s_dst = (xw * self.att_dst).sum(-1)
@@ -207,7 +193,7 @@ class RAConv(MessagePassing):
         alpha_res = alpha_res_g.index_select(0, ginv)
         alpha = alpha_node + alpha_res  # Eq. 2: a sum, not a product
         alpha_used = F.dropout(alpha, p=self.dropout, training=self.training)
-        out = self.propagate(edge_index, x=xw, alpha=alpha_used, size=(n, n))
+        out = edge_spmm(xw, alpha_used, to_dst, to_src).to(xw.dtype)
         out = out.reshape(n, h * c) + self.bias
         return out, {
             "alpha": alpha[:n_edges],
@@ -217,8 +203,23 @@ class RAConv(MessagePassing):
             "alpha_loop": alpha[n_edges:],
         }
 
-    def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:  # noqa: D102
-        return x_j * alpha.unsqueeze(-1)
+    def _projections(self) -> list[nn.Linear]:
+        """W, U (and W_dst, U_dst for RAConv+), in the order forward splits them."""
+        if self.variant == "raconv+":
+            return [self.lin, self.lin_res, self.lin_dst, self.lin_res_dst]
+        return [self.lin, self.lin_res]
+
+    @staticmethod
+    def _group_order(level: Tensor, to_dst: EdgeCSR) -> Tensor | None:
+        """Edges sorted by (group, source), reusing the (target, source) order when equal.
+
+        Groups are (target, source level), so the two orders agree whenever levels do not
+        decrease along the node order (one slide, and every pooled graph); a batch of
+        slides interleaves levels and gets its own sort.
+        """
+        if bool((level[1:] >= level[:-1]).all()):
+            return to_dst.perm
+        return None
 
     def __repr__(self) -> str:
         return (

@@ -5,9 +5,12 @@
 >>> ext(batch_uint8_BHW3).shape == (B, ext.dim)  # doctest: +SKIP
 
 ``handcrafted`` (64-dim colour/texture, CPU), ``cnn`` (DenseNet-121 / ResNet-50 trunk from a
-local weights file) and, when its module is present, ``hmgdm`` register themselves on first
-use. ``FeatureStore`` reads and writes the ``<slide_id>.h5`` files; `preprocess_slide` (in
-``napari_higt.features.pipeline``) turns one slide into one such file.
+local weights file), ``hmgdm`` (the H-MGDM encoder) and ``timm`` (any timm architecture or a
+published pathology encoder preset, `features.presets`, from a local weights file) register
+themselves on first use; `features.stain` normalises tiles before any of them.
+``FeatureStore`` reads and writes the ``<slide_id>.h5`` files (`features.trident` the
+TRIDENT layout); `preprocess_slide` (in ``napari_higt.features.pipeline``) turns one slide
+into one such file.
 """
 
 from napari_higt.features.base import (

@@ -33,9 +33,8 @@ def crop_at_points(image: np.ndarray, xy: np.ndarray, size: int, one_based: bool
         the points they belong to (with ``"reflect"``: every point inside the image).
     """
     image = np.asarray(image)
-    pts = np.rint(np.asarray(xy, dtype=np.float64).reshape(-1, 2)).astype(np.int64)
-    if one_based:
-        pts = pts - 1
+    pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2) - (1.0 if one_based else 0.0)
+    pts = np.rint(pts).astype(np.int64)
     size = int(size)
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")

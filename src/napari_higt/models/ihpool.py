@@ -16,8 +16,10 @@ Per stage and per slide:
    pooled node has a self loop), parents the region cluster / thumbnail (tree preserved).
 
 Nothing is dense in the number of nodes: sorting, scatter and per-group seed tables of at most
-``patch_seeds`` columns. The only search that is not O(N) is the nearest region seed (every
-region against the seeds of its slide); it is chunked so memory stays bounded.
+``patch_seeds`` columns. The nearest region seed (half the regions of a slide are seeds in
+the first stage) is found through a k-d tree, O(R log R) where comparing every region with
+every seed of its slide is O(R^2); the distances that decide are computed exactly as that
+comparison would, so it picks the same seed.
 """
 
 from __future__ import annotations
@@ -31,8 +33,13 @@ from torch_geometric.utils import scatter
 
 from napari_higt.errors import GraphError
 
-# Max entries of one chunk of the (regions x seeds) distance table.
+# Max entries of one chunk of the (elements x seeds) distance table.
 _DIST_CHUNK = 1 << 22
+# Groups with more seeds than this are searched through a k-d tree (patch clusters have at
+# most ``patch_seeds``, the official second stage 5 regions: those stay a direct comparison).
+_DIRECT_MAX_SEEDS = 16
+# Nearest seeds the tree proposes; the exact float distances of these decide.
+_TREE_CANDIDATES = 8
 
 
 @dataclass
@@ -102,6 +109,8 @@ def _nearest_seed(
     if feat.size(0) == 0:
         return torch.zeros(0, dtype=torch.long, device=feat.device)
     max_k = max(int(k.max()), 1)
+    if max_k > _DIRECT_MAX_SEEDS:
+        return _nearest_seed_tree(feat, group, seed_feat, seed_group)
     k_start = torch.cumsum(k, 0) - k
     slot = torch.arange(seed_group.numel(), device=feat.device) - k_start[seed_group]
     table = feat.new_full((n_groups, max_k, feat.size(1)), float("inf"))
@@ -113,6 +122,33 @@ def _nearest_seed(
         d = ((table[g] - f.unsqueeze(1)) ** 2).sum(-1)  # inf for padding slots
         best.append(torch.argmin(d, dim=1))
     return k_start[group] + torch.cat(best)
+
+
+def _nearest_seed_tree(feat: Tensor, group: Tensor, seed_feat: Tensor,
+                       seed_group: Tensor) -> Tensor:
+    """:func:`_nearest_seed` through a k-d tree over the seeds (same answer, O(n log n)).
+
+    Groups are set apart on an extra axis by more than any distance within a group, so the
+    tree's nearest seeds are seeds of the element's own group. The tree proposes a few
+    candidates (float64); their squared distances are then computed exactly as the direct
+    comparison computes them and the smallest wins, ties to the lowest seed index (what
+    ``argmin`` over the seed table does). The direct and the tree search differ only if more
+    than ``_TREE_CANDIDATES`` seeds tie with the nearest within float32 rounding.
+    """
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    f = feat.detach().to("cpu", torch.float64).numpy()
+    s = seed_feat.detach().to("cpu", torch.float64).numpy()
+    span = float(np.ptp(np.concatenate([f, s]), axis=0).max()) if len(s) else 0.0
+    apart = 2.0 * span * math.sqrt(f.shape[1]) + 1.0
+    tree = cKDTree(np.c_[s, seed_group.cpu().numpy() * apart])
+    n_cand = min(_TREE_CANDIDATES, len(s))
+    _, cand = tree.query(np.c_[f, group.cpu().numpy() * apart], k=n_cand, workers=1)
+    cand = torch.from_numpy(np.sort(cand.reshape(len(f), n_cand), axis=1)).to(feat.device)
+    d = ((seed_feat[cand] - feat.unsqueeze(1)) ** 2).sum(-1)
+    d = torch.where(seed_group[cand] == group.unsqueeze(1), d, torch.full_like(d, float("inf")))
+    return cand.gather(1, torch.argmin(d, dim=1, keepdim=True)).squeeze(1)
 
 
 class IHPool(nn.Module):

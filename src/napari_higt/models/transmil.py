@@ -10,8 +10,9 @@ square token grid, plus the identity) -> transformer layer -> LayerNorm -> the c
 Deviations: exact softmax multi-head attention instead of the Nyström approximation (the same
 attention in the limit of many landmarks; the bags here have tens to a few hundred instances,
 where exact attention is cheap) and so without Nyström's residual depthwise convolution on
-the values; ``hidden`` is 256 by default (the paper: 512); inputs are standardised per
-feature. The bags of a batch are processed one grid size at a time (no padding tokens), which
+the values; ``hidden`` is 128 with 4 heads by default (the paper: 512 and 8), which gives it
+about the parameter count of the other baselines at their 256 and keeps an epoch over a
+thousand bags within seconds on a CPU; inputs are standardised per feature. The bags of a batch are processed one grid size at a time (no padding tokens), which
 gives exactly the per-bag result (tested). The node attention is the class token's attention to each instance
 in the last layer, averaged over heads, summed over the copies of a repeated instance and
 renormalised to sum to 1 per bag.
@@ -95,8 +96,8 @@ class TransMIL(nn.Module):
         Dropout on the attention weights and the attention output (the paper: 0.1).
     """
 
-    def __init__(self, in_dim: int, n_classes: int, hidden: int = 256, dropout: float = 0.1,
-                 heads: int = 8):
+    def __init__(self, in_dim: int, n_classes: int, hidden: int = 128, dropout: float = 0.1,
+                 heads: int = 4):
         super().__init__()
         self.hidden = hidden
         self.standardize = FeatureStandardizer(in_dim)

@@ -9,8 +9,9 @@ cell is one x10 patch of 512 px at 1.0 µm/px), which every figure marks as assu
 
 Writes, in ``sample_data/``:
     demo_mosaic.tif        a held-out "clustered" mosaic (the demo slide)
-    demo_higt.pt           the checkpoint of the best cross-validation fold
-    demo_higt.json         its configuration, the CV metrics and how it was made
+    demo_higt.pt           the checkpoint of the best cross-validation fold, with its model
+                           card (a demonstration on a constructed task; scripts/write_demo_card.py)
+    demo_higt.json         its configuration, the CV metrics, the card and how it was made
 
     python scripts/train_demo_model.py [--slides 32] [--epochs 60]
     python scripts/train_demo_model.py --cohort cohort/   # only the slides + labels.csv
@@ -117,6 +118,13 @@ def main() -> int:
         "command": "python scripts/train_demo_model.py",
         "seconds": round(time.time() - t0, 1),
     }
+    from write_demo_card import demo_card  # noqa: E402  (scripts/ is on sys.path)
+
+    from napari_higt.inference.checkpoint import write_card
+
+    meta["card"] = demo_card(work / "features", work / "labels.csv", args.out / "demo_higt.pt",
+                             meta)
+    write_card(args.out / "demo_higt.pt", meta["card"])  # a demonstration on a constructed task
     (args.out / "demo_higt.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
     print(result.markdown("demo HIGT (constructed labels)"))
     print(f"wrote {args.out / 'demo_higt.pt'}, {args.out / 'demo_mosaic.tif'} "

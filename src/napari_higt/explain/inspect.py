@@ -7,12 +7,19 @@ from typing import Any
 
 import numpy as np
 
-from napari_higt.explain.registry import EDGE_SCORE, score_keys, score_spec
+from napari_higt.explain.normalise import node_values
+from napari_higt.explain.registry import (
+    EDGE_SCORE,
+    LEVEL_WORDS,
+    default_score,
+    score_keys,
+    score_spec,
+)
 from napari_higt.graph.hierarchy import EDGE_SCALE, HierarchicalGraph
 from napari_higt.levels import LEVEL_IDS, LEVELS
 
 __all__ = ["node_at", "NeighbourAttention", "attention_neighbours", "ranked_nodes",
-           "node_summary", "inspected_scores"]
+           "node_summary", "inspected_scores", "node_text", "format_value"]
 
 
 def node_at(graph: HierarchicalGraph, x: float, y: float, level: str = "x10") -> int | None:
@@ -116,10 +123,57 @@ def node_summary(result: Any, node: int, k: int = 5) -> dict[str, Any]:
     if edge_w is not None and len(edge_w) == g.edge_index.shape[1]:
         weight, source = edge_w, "attention"
     else:
-        imp = np.asarray(result.scores.get("node_importance", np.zeros(g.num_nodes)))
+        imp = np.asarray(result.scores.get(default_score(result.scores), np.zeros(g.num_nodes)))
         weight, source = imp[g.edge_index[0]], "importance"
     top = [(t.node, t.relation, t.weight)
            for t in attention_neighbours(g, node, weight, k=k, direction="in")]
     return {"level": LEVELS[g.level[node]], "coords": tuple(int(c) for c in g.coords[node]),
             "scores": scores, "parent": parent, "region_bi": region_bi, "top": top,
             "top_by": source}
+
+
+def format_value(name: str, value: float, level: str, raw: bool = False) -> str:
+    """One shown value with its scaling: ``87 (percentile within this slide's x10 patches,
+    0-100)``, ``+42 (signed percentile ...)``, ``0.0123 (raw value)``; ``n/a (...)`` when
+    the score does not exist for the node."""
+    spec = score_spec(name)
+    if not np.isfinite(value):
+        where = " and ".join(LEVEL_WORDS.get(lv, lv) for lv in spec.levels) or "other nodes"
+        return f"n/a (exists for {where} only)" if level not in spec.levels else "n/a"
+    if raw:
+        text = f"{value:.4g}"
+    elif spec.diverging:
+        text = f"{value:+.0f}"
+    else:
+        text = f"{value:.0f}"
+    return f"{text} ({spec.normalisation_text(level, raw)})"
+
+
+def node_text(result: Any, node: int, k: int = 5, raw: bool = False) -> list[str]:
+    """The inspector's lines for ``node`` of an inference result (plain text).
+
+    The node is named by its graph id -- the ``node`` column of the exported CSV, the
+    ``node_index`` of the GeoJSON and the index into ``result.scores[name]``. Each score is
+    shown with its plain name and its normalisation (`explain.normalise`, or ``raw``); a
+    score that does not exist for the node reads "n/a".
+    """
+    g = result.graph
+    s = node_summary(result, node, k)
+    level = s["level"]
+    shown = node_values(g.level, result.scores, raw=raw)
+    lines = [f"{level} node {int(node)} at x={s['coords'][0]}, y={s['coords'][1]} px"]
+    for name in inspected_scores() + inspected_scores(diverging=True):
+        if name in shown:
+            lines.append(f"{score_spec(name).display_name}: "
+                         f"{format_value(name, shown[name][node], level, raw)}")
+    region = s["parent"] if level == "x10" else None
+    if region is not None:
+        for name in inspected_scores(diverging=True):
+            if name in shown and np.isfinite(shown[name][region]):
+                lines.append(f"its x5 region (node {region}), {score_spec(name).display_name}: "
+                             f"{format_value(name, shown[name][region], 'x5', raw)}")
+    by = "RAConv+ attention on the link" if s["top_by"] == "attention" else \
+        "importance of the sending node"
+    lines.append(f"top {len(s['top'])} nodes it listens to, by {by} (raw value):")
+    lines += [f"node {j} ({rel}): {w:.3g}" for j, rel, w in s["top"]]
+    return lines

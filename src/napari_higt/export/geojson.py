@@ -30,6 +30,7 @@ def nodes_to_geojson(
     measurements: Mapping[str, np.ndarray] | None = None,
     object_type: str = "tile",
     classification: str | None = None,
+    node_ids: np.ndarray | None = None,
 ) -> dict:
     """A GeoJSON FeatureCollection with one square Feature per node.
 
@@ -47,12 +48,18 @@ def nodes_to_geojson(
     object_type : {"tile", "detection"}
     classification : str, optional
         One class name for every node (e.g. the predicted class).
+    node_ids : (N,) ints, optional
+        The graph's node ids (``id``, ``node_index`` and the name, as the inspector and
+        ``result.scores[name][node]`` number them); 0..N-1 by default.
     """
     if object_type not in ("tile", "detection", "annotation"):
         raise ValueError(f"object_type must be 'tile', 'detection' or 'annotation', not {object_type!r}")
     coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
     n = len(coords)
     sizes = np.broadcast_to(np.asarray(sizes, dtype=np.float64), (n,))
+    ids = np.arange(n) if node_ids is None else np.asarray(node_ids).reshape(-1)
+    if len(ids) != n:
+        raise ValueError(f"{len(ids)} node ids for {n} nodes")
     levels = [levels] * n if isinstance(levels, str) else [str(v) for v in levels]
     measurements = {k: np.asarray(v, dtype=np.float64).reshape(-1)
                     for k, v in (measurements or {}).items()}
@@ -65,16 +72,17 @@ def nodes_to_geojson(
         x1, y1 = x0 + sizes[i], y0 + sizes[i]
         ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
         name = classification or levels[i]
+        j = int(ids[i])
         props = {
             "objectType": object_type,
-            "name": f"{levels[i]} {i}",
+            "name": f"{levels[i]} node {j}",
             "classification": {"name": name, "color": _LEVEL_COLOURS.get(name, [200, 0, 200])},
             "measurements": {k: float(v[i]) for k, v in measurements.items()
                              if np.isfinite(v[i])},
             "level": levels[i],
-            "node_index": i,
+            "node_index": j,
         }
-        features.append({"type": "Feature", "id": str(i),
+        features.append({"type": "Feature", "id": str(j),
                          "geometry": {"type": "Polygon", "coordinates": [ring]},
                          "properties": props})
     return {"type": "FeatureCollection", "features": features}

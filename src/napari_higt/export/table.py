@@ -22,8 +22,12 @@ def write_node_csv(
     levels: np.ndarray | list[str],
     scores: Mapping[str, np.ndarray],
     slide_id: str | None = None,
+    node_ids: np.ndarray | None = None,
 ) -> Path:
     """Write ``node,level,x,y,size,<score>...`` rows (level-0 px) atomically.
+
+    A NaN score (one that does not exist for the node, e.g. a region -> patch interaction
+    on an x5 region) is written as an empty cell, never as 0.
 
     Parameters
     ----------
@@ -36,10 +40,16 @@ def write_node_csv(
     scores : mapping name -> (N,) array
     slide_id : str, optional
         Written as a first column when given (handy when concatenating slides).
+    node_ids : (N,) ints, optional
+        The ``node`` column: the graph's node ids (those of the inspector and of
+        ``result.scores[name][node]``); 0..N-1 by default.
     """
     coords = np.asarray(coords).reshape(-1, 2)
     n = len(coords)
     sizes = np.broadcast_to(np.asarray(sizes, dtype=np.float64), (n,))
+    ids = np.arange(n) if node_ids is None else np.asarray(node_ids).reshape(-1)
+    if len(ids) != n:
+        raise ValueError(f"{len(ids)} node ids for {n} nodes")
     cols = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in scores.items()}
     for k, v in cols.items():
         if len(v) != n:
@@ -50,7 +60,11 @@ def write_node_csv(
     w.writerow(head)
     for i in range(n):
         row = ([slide_id] if slide_id else []) + [
-            i, str(levels[i]), int(coords[i, 0]), int(coords[i, 1]), f"{sizes[i]:g}",
-            *(repr(float(cols[k][i])) for k in cols)]
+            int(ids[i]), str(levels[i]), int(coords[i, 0]), int(coords[i, 1]),
+            f"{sizes[i]:g}", *(_cell(cols[k][i]) for k in cols)]
         w.writerow(row)
     return atomic_write_text(path, buf.getvalue())
+
+
+def _cell(v: float) -> str:
+    return repr(float(v)) if np.isfinite(v) else ""

@@ -1,9 +1,15 @@
-"""Neutral file I/O: atomic writes, file digests and the message for a full or read-only disk.
+"""Neutral file I/O: atomic writes, file digests, locks and the message for a full or
+read-only disk.
 
-Every writer in napari-higt goes through `atomic_path` (or its two shorthands): the data go
+Every writer in napari-higt goes through `atomic_path` (or its shorthands): the data go
 to a hidden temporary file in the target's folder, are fsync-ed and renamed over the target
 with ``os.replace``. A reader sees the old file or the new one, never half of one; a failed
 write (full disk, killed process) leaves no file behind and the previous one intact.
+
+Writers of libraries that handle a failing disk badly (h5py can crash the process on
+``ENOSPC``; ``torch.save`` reports it as an unrelated ``RuntimeError``) build the file in
+memory and hand the bytes over: `atomic_write_via`, `save_torch`. Then the only disk write
+is a plain Python one, whose error becomes the one-line `StorageError`.
 """
 
 from __future__ import annotations
@@ -11,16 +17,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO, Any
 
-from napari_higt.errors import StorageError
+from napari_higt.errors import CheckpointError, StorageError, UserFacingError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "file_digest",
-           "remove_stale_tmp", "storage_error"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_via",
+           "file_digest", "file_lock", "load_torch", "remove_stale_tmp", "save_torch",
+           "storage_error", "writable_folder"]
 
 #: errno values that mean "this folder cannot take the file", with what to tell the user.
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
@@ -28,7 +38,7 @@ _NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def _megabytes(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} kB"
 
 
 def storage_error(exc: OSError, path: str | os.PathLike, what: str | None = None,
@@ -118,16 +128,159 @@ def atomic_path(path: str | os.PathLike, what: str | None = None, *,
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, what: str | None = None) -> Path:
-    """Write ``data`` to ``path`` atomically and return the path."""
-    with atomic_path(path, what, nbytes=len(data)) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, what: str | None = None,
+                       error: type[StorageError] = StorageError) -> Path:
+    """Write ``data`` to ``path`` atomically and return the path.
+
+    A full disk is refused before anything is written when the folder's free space is
+    known to be short of ``len(data)``.
+    """
+    path = Path(path)
+    with atomic_path(path, what, nbytes=len(data), error=error) as tmp:
+        try:
+            free = shutil.disk_usage(tmp.parent).free
+        except OSError:
+            free = None
+        if free is not None and free < len(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+    return path
+
+
+def atomic_write_via(path: str | os.PathLike, write: Callable[[IO[bytes]], Any],
+                     what: str | None = None,
+                     error: type[StorageError] = StorageError) -> Path:
+    """Build a file in memory with ``write(buffer)``, then write it atomically to ``path``.
+
+    For writers that take a file object (``h5py.File(buffer, "w")``, ``torch.save``,
+    ``savefig``): whatever the disk does, the writer itself never sees it, so a full disk
+    ends in a `StorageError` naming the folder and the size, never a crash or a half file.
+    """
+    buf = io.BytesIO()
+    write(buf)
+    return atomic_write_bytes(path, buf.getvalue(), what, error)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, what: str | None = None) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically and return the path."""
     return atomic_write_bytes(path, text.encode("utf-8"), what)
+
+
+def writable_folder(path: str | os.PathLike, what: str = "the output folder") -> Path:
+    """Create folder ``path`` if needed and check that files can be written there.
+
+    Called before long work, so a read-only or full destination is reported at once
+    instead of after it. Returns the path.
+
+    Raises
+    ------
+    StorageError
+        The folder cannot be created or written (read-only, permissions, no space).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise StorageError(f"{what} {path} is a file, not a folder; choose a folder")
+    probe = path / f".napari-higt-probe.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+        raise storage_error(exc, probe, f"{what} {path}") from exc
+    return path
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (a lock file, created and removed here).
+
+    Yields True while the lock is held; with ``wait=False`` yields False at once when
+    another process holds it. The lock dies with its process (``flock``), so a killed
+    run never blocks the next one.
+    """
+    import fcntl
+
+    path = Path(path)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise storage_error(exc, path, f"the lock file {path.name}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            yield False
+            return
+        try:  # the holder before us may have removed the file: lock the one on disk
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield True
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+
+
+def save_torch(path: str | os.PathLike, obj: Any, what: str | None = None) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (built in memory, see the module doc)."""
+    import torch
+
+    return atomic_write_via(path, lambda fh: torch.save(obj, fh), what)
+
+
+def load_torch(path: str | os.PathLike, what: str = "checkpoint",
+               map_location: Any = "cpu", hint: str = "",
+               error: type[UserFacingError] = CheckpointError) -> Any:
+    """``torch.load(path, weights_only=True)`` with a one-line `CheckpointError` on failure.
+
+    A file holding Python objects beyond tensors and plain containers is refused: loading
+    it could run code, and no napari-higt file needs it. The message never suggests
+    loading it another way.
+
+    Parameters
+    ----------
+    path : the file
+    what : what the file should be, for messages ("checkpoint", "encoder checkpoint")
+    hint : appended to messages: what to do instead (e.g. how such a file is made)
+    error : the `UserFacingError` subclass raised (default `CheckpointError`)
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    tail = f"; {hint}" if hint else ""
+    if not path.is_file():
+        raise error(f"{path}: no such {what} (file not found){tail}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        m = re.search(r"GLOBAL (\S+)", str(exc))
+        if m is None:  # not a pickle of objects at all ("invalid load key", text files)
+            raise error(_unreadable(path, what, exc, tail)) from None
+        found = f" ({m.group(1)})"
+        raise error(
+            f"{path} holds Python objects{found}, not only tensors and plain values, so it "
+            f"is refused (loading it could run code); use a {what} written by napari-higt"
+            f"{tail}") from None
+    except Exception as exc:  # truncated zip, zero bytes, not a torch file at all
+        raise error(_unreadable(path, what, exc, tail)) from None
+
+
+def _unreadable(path: Path, what: str, exc: Exception, tail: str) -> str:
+    first = (str(exc).splitlines() or [""])[0].split(". ")[0][:160]
+    reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return (f"{path} is not a readable {what}: the file is truncated, corrupt or of another "
+            f"kind ({reason}){tail}")
 
 
 def remove_stale_tmp(path: str | os.PathLike) -> int:

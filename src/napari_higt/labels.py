@@ -5,14 +5,20 @@ Rules: a header naming ``slide_id`` and ``label`` (any case, any column order, e
 ignored); ``slide_id`` may be a file name, whose feature / slide extension is dropped; every
 row needs a slide id and a label; a slide listed twice must carry the same label (the
 repeat is ignored); ``fold``, when present, holds integers. A group column (``case_id``,
-named by the caller) needs a value in every row; the slides of a group stay in one fold. Class names are the distinct
-labels in sorted order (numbers sort numerically), so class index ``i`` means
-``class_names[i]`` everywhere (logits, checkpoints, prediction CSVs).
+named by the caller) needs a value in every row; the slides of a group stay in one fold.
+
+A label names its class after one rule, `normalize_label`: surrounding spaces are dropped,
+letters are case-folded and a number is written in its shortest form, so ``TUMOR``,
+``Tumor `` and ``tumor`` are one class ``tumor``, and ``1``, ``01`` and ``1.0`` one class
+``1``. Spellings merged this way are reported (`napari_higt.errors.warn_user`). Class names
+are the distinct normalised labels in sorted order (numbers sort numerically), so class
+index ``i`` means ``class_names[i]`` everywhere (logits, checkpoints, prediction CSVs).
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_higt.errors import UserFacingError
+from napari_higt.errors import UserFacingError, warn_user
 
-__all__ = ["LabelError", "LabelTable", "read_labels", "class_order", "strip_slide_extension"]
+__all__ = ["LabelError", "LabelTable", "read_labels", "class_order", "strip_slide_extension",
+           "normalize_label"]
 
 #: Extensions dropped from a ``slide_id`` given as a file name.
 SLIDE_ID_EXTENSIONS = (".h5", ".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn")
@@ -61,6 +68,26 @@ def strip_slide_extension(slide_id: str) -> str:
     return slide_id
 
 
+def normalize_label(value: str) -> str:
+    """The class a label cell names: stripped, case-folded, numbers in shortest form.
+
+    >>> [normalize_label(v) for v in (" Tumor", "TUMOR", "1.0", "01", "0.50", "nan")]
+    ['tumor', 'tumor', '1', '1', '0.5', 'nan']
+    """
+    v = value.strip().casefold()
+    try:
+        return str(int(v))
+    except ValueError:
+        pass
+    try:
+        x = float(v)
+    except ValueError:
+        return v
+    if not math.isfinite(x):  # "nan", "inf": words, not numbers
+        return v
+    return str(int(x)) if x.is_integer() else repr(x)
+
+
 def _sort_key(v: str) -> tuple[int, float | str]:
     try:
         return (0, float(v))
@@ -81,7 +108,10 @@ def _rows(path: Path) -> tuple[dict[str, str], list[dict[str, str]]]:
             names = {c.strip().lower(): c for c in reader.fieldnames or []}
             rows = [r for r in reader if any((v or "").strip() for v in r.values()
                                              if isinstance(v, str))]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError as exc:
+        raise LabelError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                         f"offset {exc.start}); save it as UTF-8 ('CSV UTF-8' in Excel)") from None
+    except (OSError, csv.Error) as exc:
         raise LabelError(f"{path}: not a readable CSV ({exc})") from None
     if "slide_id" not in names or "label" not in names:
         raise LabelError(f"{path}: the header must name the columns slide_id,label[,fold]; "
@@ -118,12 +148,15 @@ def read_labels(path: str | os.PathLike, min_classes: int = 2,
                              f"columns are {list(names.values())}")
     ids, labels, folds, groups = [], [], [], []
     seen: dict[str, str] = {}
+    spellings: dict[str, set[str]] = {}
     has_fold = "fold" in names
     for k, r in enumerate(rows, start=2):
         sid = strip_slide_extension((r[names["slide_id"]] or "").strip())
-        lab = (r[names["label"]] or "").strip()
+        raw = (r[names["label"]] or "").strip()
+        lab = normalize_label(raw)
         if not sid or not lab:
             raise LabelError(f"{path}, line {k}: empty slide_id or label")
+        spellings.setdefault(lab, set()).add(raw)
         if sid in seen:
             if seen[sid] != lab:
                 raise LabelError(f"{path}: slide {sid!r} is listed with labels "
@@ -140,11 +173,18 @@ def read_labels(path: str | os.PathLike, min_classes: int = 2,
         if has_fold:
             f = (r[names["fold"]] or "").strip()
             try:
-                folds.append(int(float(f)))
+                fv = float(f)
             except ValueError:
-                raise LabelError(f"{path}, line {k}: fold {f!r} is not an integer") from None
+                fv = math.nan
+            if not fv.is_integer():  # 0.5 is a typo, not fold 0
+                raise LabelError(f"{path}, line {k}: fold {f!r} is not an integer")
+            folds.append(int(fv))
     if not ids:
         raise LabelError(f"{path} lists no slides")
+    merged = {c: sorted(v) for c, v in spellings.items() if len(v) > 1}
+    if merged:
+        warn_user(f"{path.name}: labels spelled differently are one class: " + "; ".join(
+            f"{', '.join(repr(v) for v in vs)} -> {c!r}" for c, vs in sorted(merged.items())))
     classes = class_order(labels)
     if len(classes) < min_classes:
         raise LabelError(f"{path}: only one class ({classes[0]!r}); training needs at least two")

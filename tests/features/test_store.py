@@ -70,21 +70,38 @@ def test_disk_full_mid_write_leaves_old_file_intact(tmp_path, monkeypatch):
     p = FeatureStore.write(tmp_path / "a.h5", coords, feats, attrs={"extractor": "handcrafted"})
     before = p.read_bytes()
 
-    real = h5py.Group.create_dataset
+    import builtins
+
+    from napari_higt import io
+
     calls = {"n": 0}
 
-    def full_disk(self, name, *args, **kwargs):
+    def full_disk(path, mode="r", *args, **kwargs):  # the disk fills after half the file
+        fh = builtins.open(path, mode, *args, **kwargs)
+        if "w" not in mode:
+            return fh
         calls["n"] += 1
-        if calls["n"] == 3:  # after some data went out: the disk fills mid-file
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, name, *args, **kwargs)
 
-    monkeypatch.setattr(h5py.Group, "create_dataset", full_disk)
+        class Half:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                fh.close()
+
+            def write(self, data):
+                fh.write(data[: len(data) // 2])
+                fh.flush()
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        return Half()
+
+    monkeypatch.setattr(io, "open", full_disk, raising=False)
     coords2, feats2 = _data(seed=2)
     with pytest.raises(FeatureError, match="no space left") as ei:
         FeatureStore.write(p, coords2, feats2, attrs={"extractor": "handcrafted"})
     assert isinstance(ei.value.__cause__, OSError)
-    assert calls["n"] == 3
+    assert calls["n"] == 1
     assert p.read_bytes() == before  # the previous file is untouched
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a.h5"]  # no temp file left
     # a fresh target: nothing at all is left behind

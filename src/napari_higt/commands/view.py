@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 
+from napari_higt.commands import arguments as A
+
 NAME = "view"
 HELP = "open napari on a slide with the napari-higt widgets (or render it to a PNG)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("slide", nargs="?", help="slide file (default: the bundled demo slide, else the CMU-1 sample)")
-    parser.add_argument("--mpp", type=float, help="pixel size in µm, for slides without one")
+    parser.add_argument("slide", nargs="?", type=A.existing_file,
+                        help="slide file (default: the bundled demo slide, else the CMU-1 sample)")
+    parser.add_argument("--mpp", type=A.mpp, metavar="UM",
+                        help="pixel size in µm, for slides without one")
     parser.add_argument("--headless", action="store_true",
                         help="render the workbench to a PNG instead of opening a window")
     parser.add_argument("--out", default="out/workbench.png", help="PNG path for --headless")

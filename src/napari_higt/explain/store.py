@@ -12,23 +12,24 @@ so the viewer can paint them without rerunning the model::
 The node order is the one of ``features.store.read_graph`` on the same file (it may hold
 more x5 nodes than the file when regions were made up for orphan patches).
 
-The feature file is updated atomically: it is copied to a temporary file beside it, the
-copy is opened in append mode, ``explain/`` is replaced, and the copy is renamed over the
-original -- a reader never sees a half-written file.
+The feature file is updated atomically: its bytes are read into memory, ``explain/`` is
+replaced there, and the result is written to a temporary file beside it and renamed over the
+original (`napari_higt.io.atomic_write_bytes`) -- a reader never sees a half-written file,
+and a full disk ends in a one-line error, never a crash of h5py.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from napari_higt.errors import FeatureError
-from napari_higt.features.store import atomic_feature_file
+from napari_higt.errors import FeatureError, FeatureStorageError
+from napari_higt.io import atomic_write_bytes
 
 __all__ = ["EXPLAIN_GROUP", "write_node_scores", "read_node_scores"]
 
@@ -51,29 +52,50 @@ def write_node_scores(path: str | os.PathLike, scores: dict[str, np.ndarray],
     path = Path(path)
     if not path.is_file():
         raise FeatureError(f"feature file not found: {path}")
-    with atomic_feature_file(path, f"node scores into {path}") as tmp:
-        shutil.copy2(path, tmp)
-        with h5py.File(tmp, "a") as h5:
-            if EXPLAIN_GROUP in h5:
-                del h5[EXPLAIN_GROUP]
-            g = h5.create_group(EXPLAIN_GROUP)
-            for k, v in (attrs or {}).items():
-                g.attrs[k] = v if isinstance(v, (str, int, float, bool, np.number)) \
-                    else json.dumps(v, default=str)
-            if level is not None:
-                g.create_dataset("level", data=np.asarray(level, dtype=np.int8))
-            if coords is not None:
-                g.create_dataset("coords", data=np.asarray(coords, dtype=np.int64))
-            for name, v in scores.items():
-                g.create_dataset(name, data=np.asarray(v, dtype=np.float32))
-    return path
+    try:
+        buf = io.BytesIO(path.read_bytes())
+        h5 = h5py.File(buf, "r+")
+    except OSError as exc:
+        raise FeatureError(f"{path} is not a readable HDF5 feature file ({exc})") from None
+    with h5:
+        if EXPLAIN_GROUP in h5:
+            del h5[EXPLAIN_GROUP]
+        g = h5.create_group(EXPLAIN_GROUP)
+        for k, v in (attrs or {}).items():
+            g.attrs[k] = v if isinstance(v, (str, int, float, bool, np.number)) \
+                else json.dumps(v, default=str)
+        if level is not None:
+            g.create_dataset("level", data=np.asarray(level, dtype=np.int8))
+        if coords is not None:
+            g.create_dataset("coords", data=np.asarray(coords, dtype=np.int64))
+        for name, v in scores.items():
+            g.create_dataset(name, data=np.asarray(v, dtype=np.float32))
+    return atomic_write_bytes(path, buf.getvalue(), f"node scores into {path.name}",
+                              FeatureStorageError)
 
 
 def read_node_scores(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-    """``(scores, attrs)`` of the ``explain/`` group, or None when the file has none."""
+    """``(scores, attrs)`` of the ``explain/`` group, or None when the file has none.
+
+    Raises
+    ------
+    FeatureError
+        The file is missing, truncated or not HDF5.
+    """
     import h5py
 
-    with h5py.File(path, "r") as h5:
+    path = Path(path)
+    if not path.is_file():
+        raise FeatureError(f"feature file not found: {path}")
+    try:
+        return _read_explain(h5py.File(path, "r"))
+    except OSError as exc:
+        raise FeatureError(f"{path} is not a readable HDF5 feature file (truncated or "
+                           f"corrupt: {str(exc).splitlines()[0][:120]})") from None
+
+
+def _read_explain(h5) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    with h5:
         if EXPLAIN_GROUP not in h5:
             return None
         g = h5[EXPLAIN_GROUP]

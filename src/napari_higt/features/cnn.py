@@ -253,12 +253,9 @@ class CNNExtractor:
         self.device = resolve_device(device)
         model = build_trunk(arch)
         model_keys = set(model.state_dict())
-        try:
-            sd = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise FeatureError(
-                f"cannot read cnn weights {path}: {exc}. Expected a PyTorch state dict file"
-            ) from None
+        from napari_higt.io import load_torch
+
+        sd = load_torch(path, "cnn weights file (a PyTorch state dict)", error=FeatureError)
         if not isinstance(sd, dict):
             raise FeatureError(f"{path} does not hold a state dict (got {type(sd).__name__})")
         sd = _normalise_keys(sd, model_keys)

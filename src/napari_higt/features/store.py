@@ -19,7 +19,6 @@ one, never half of one; a failed write (disk full, killed process) leaves no ``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,8 +28,10 @@ from typing import Any
 import numpy as np
 
 from napari_higt.errors import FeatureError, FeatureStorageError
+from napari_higt.features.provenance import source_hash
+from napari_higt.features.validate import checked_level
 from napari_higt.graph.hierarchy import HierarchicalGraph
-from napari_higt.io import atomic_path, remove_stale_tmp
+from napari_higt.io import atomic_path, atomic_write_via, remove_stale_tmp
 from napari_higt.levels import LEVELS, PATCH
 
 __all__ = ["FeatureStore", "StoredFeatures", "read_graph", "source_hash", "atomic_feature_file",
@@ -39,16 +40,6 @@ __all__ = ["FeatureStore", "StoredFeatures", "read_graph", "source_hash", "atomi
 FORMAT_VERSION = 1
 #: Root attrs copied into every level group as DESIGN.md lists them there too.
 _GROUP_COPY = ("extractor", "extractor_config_hash", "mpp")
-
-
-def source_hash(slide_path: str | os.PathLike, nbytes: int = 1 << 20) -> str:
-    """Content hash of a slide file: its size, mtime and first ``nbytes`` bytes."""
-    p = Path(slide_path)
-    st = p.stat()
-    h = hashlib.sha1(f"{st.st_size}:{st.st_mtime_ns}:".encode())
-    with open(p, "rb") as fh:
-        h.update(fh.read(nbytes))
-    return h.hexdigest()[:16]
 
 
 def _attr(v: Any) -> Any:
@@ -163,21 +154,23 @@ class FeatureStore:
             attrs["dim"] = int(dims.pop())
         level_attrs = {k: dict(v) for k, v in (level_attrs or {}).items()}
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_feature_file(path) as tmp, h5py.File(tmp, "w") as h5:
-            for k, v in attrs.items():
-                h5.attrs[k] = _attr(v)
-            for lvl, (c, f) in arrays.items():
-                g = h5.create_group(lvl)
-                g.create_dataset("coords", data=c)
-                chunks = (min(len(f), 1024), f.shape[1]) if len(f) and f.shape[1] else None
-                g.create_dataset("features", data=f, chunks=chunks)
-                for k in _GROUP_COPY:
-                    if k in attrs:
-                        g.attrs[k] = _attr(attrs[k])
-                for k, v in level_attrs.get(lvl, {}).items():
-                    g.attrs[k] = _attr(v)
-        return path
+        def fill(fh) -> None:
+            with h5py.File(fh, "w") as h5:
+                for k, v in attrs.items():
+                    h5.attrs[k] = _attr(v)
+                for lvl, (c, f) in arrays.items():
+                    g = h5.create_group(lvl)
+                    g.create_dataset("coords", data=c)
+                    chunks = (min(len(f), 1024), f.shape[1]) if len(f) and f.shape[1] else None
+                    g.create_dataset("features", data=f, chunks=chunks)
+                    for k in _GROUP_COPY:
+                        if k in attrs:
+                            g.attrs[k] = _attr(attrs[k])
+                    for k, v in level_attrs.get(lvl, {}).items():
+                        g.attrs[k] = _attr(v)
+
+        # built in memory: h5py can crash the process when the disk fills under it
+        return atomic_write_via(path, fill, f"feature file {path.name}", FeatureStorageError)
 
     # ------------------------------------------------------------------ reading
     @staticmethod
@@ -203,61 +196,16 @@ class FeatureStore:
         if not path.is_file():
             raise FeatureError(f"feature file not found: {path}")
         try:
-            h5 = h5py.File(path, "r")
-        except OSError as exc:
-            raise FeatureError(f"{path} is not a readable HDF5 feature file ({exc})") from None
-        with h5:
-            attrs = {k: _py(v) for k, v in h5.attrs.items()}
-            coords: dict[str, np.ndarray] = {}
-            feats: dict[str, np.ndarray] = {}
-            lattrs: dict[str, dict] = {}
-            if any(isinstance(h5.get(lvl), h5py.Group) for lvl in LEVELS):
-                layout = "higt"
-                for lvl in LEVELS:
-                    g = h5.get(lvl)
-                    if not isinstance(g, h5py.Group) or (levels and lvl not in levels):
-                        continue
-                    if "coords" not in g or "features" not in g:
-                        raise FeatureError(f"{path}: group {lvl} lacks coords or features")
-                    coords[lvl] = np.asarray(g["coords"][()], dtype=np.int64).reshape(-1, 2)
-                    feats[lvl] = np.asarray(g["features"][()], dtype=np.float32)
-                    lattrs[lvl] = {k: _py(v) for k, v in g.attrs.items()}
-            elif "features" in h5 and isinstance(h5["features"], h5py.Dataset):
-                layout = "clam"
-                f = np.asarray(h5["features"][()], dtype=np.float32)
-                if f.ndim == 3 and 1 in f.shape[:2]:
-                    f = f.reshape(-1, f.shape[-1]) if f.shape[1] == 1 else f[0]
-                if "coords" not in h5:
-                    raise FeatureError(f"{path}: a CLAM/TRIDENT file without 'coords'")
-                c = np.asarray(h5["coords"][()], dtype=np.int64).reshape(-1, 2)
-                ca = {k: _py(v) for k, v in h5["coords"].attrs.items()}
-                la: dict[str, Any] = {}
-                for k in ("patch_size", "patch_level", "target_magnification",
-                          "level0_magnification", "patch_size_level0", "overlap", "name"):
-                    if k in ca:
-                        la[k] = ca[k]
-                if ("patch_size_level0" not in la and la.get("patch_level") == 0
-                        and "patch_size" in ca):
-                    la["patch_size_level0"] = ca["patch_size"]
-                if "patch_size_level0" not in la and all(
-                        k in la for k in ("patch_size", "level0_magnification",
-                                          "target_magnification")):  # TRIDENT's own rule
-                    la["patch_size_level0"] = (la["patch_size"] * la["level0_magnification"]
-                                               / la["target_magnification"])
-                if "target_magnification" in la:
-                    la["magnification"] = la["target_magnification"]
-                coords[PATCH], feats[PATCH], lattrs[PATCH] = c, f, la
-            else:
-                raise FeatureError(
-                    f"{path} holds no features: expected groups {list(LEVELS)} or root "
-                    "'coords'/'features' datasets (CLAM/TRIDENT)"
-                )
-        for lvl in coords:
-            if feats[lvl].ndim != 2 or len(feats[lvl]) != len(coords[lvl]):
-                raise FeatureError(
-                    f"{path}: level {lvl} has {len(coords[lvl])} coords but features of shape "
-                    f"{feats[lvl].shape}"
-                )
+            with h5py.File(path, "r") as h5:
+                attrs, raw, lattrs, layout = _read_levels(h5, path, levels)
+        except OSError as exc:  # not HDF5, truncated, zero bytes, a damaged dataset
+            raise FeatureError(f"{path} is not a readable HDF5 feature file (truncated or "
+                               f"corrupt: {str(exc).splitlines()[0][:120]}); recompute it "
+                               "(napari-higt preprocess --overwrite)") from None
+        coords: dict[str, np.ndarray] = {}
+        feats: dict[str, np.ndarray] = {}
+        for lvl, (c, f) in raw.items():
+            coords[lvl], feats[lvl] = checked_level(path, lvl, c, f)
         out = StoredFeatures(path, coords, feats, attrs, lattrs, layout)
         FeatureStore.check(out, extractor=extractor, dim=dim)
         return out
@@ -299,6 +247,54 @@ class FeatureStore:
 
     #: Delete temporary files left by interrupted writes of a path (dead writers only).
     remove_stale_tmp = staticmethod(remove_stale_tmp)
+
+
+def _read_levels(h5, path: Path, levels: tuple[str, ...] | None
+                 ) -> tuple[dict, dict[str, tuple[np.ndarray, np.ndarray]], dict, str]:
+    """(root attrs, {level: (coords, features) as stored}, level attrs, layout) of a file."""
+    import h5py
+
+    attrs = {k: _py(v) for k, v in h5.attrs.items()}
+    raw: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    lattrs: dict[str, dict] = {}
+    if any(isinstance(h5.get(lvl), h5py.Group) for lvl in LEVELS):
+        for lvl in LEVELS:
+            g = h5.get(lvl)
+            if not isinstance(g, h5py.Group) or (levels and lvl not in levels):
+                continue
+            if not all(isinstance(g.get(k), h5py.Dataset) for k in ("coords", "features")):
+                raise FeatureError(f"{path}: group {lvl} lacks coords or features")
+            raw[lvl] = (g["coords"][()], g["features"][()])
+            lattrs[lvl] = {k: _py(v) for k, v in g.attrs.items()}
+        return attrs, raw, lattrs, "higt"
+    if not isinstance(h5.get("features"), h5py.Dataset):
+        raise FeatureError(
+            f"{path} holds no features: expected groups {list(LEVELS)} or root "
+            "'coords'/'features' datasets (CLAM/TRIDENT)"
+        )
+    f = np.asarray(h5["features"][()])
+    if f.ndim == 3 and 1 in f.shape[:2]:
+        f = f.reshape(-1, f.shape[-1]) if f.shape[1] == 1 else f[0]
+    if not isinstance(h5.get("coords"), h5py.Dataset):
+        raise FeatureError(f"{path}: a CLAM/TRIDENT file without 'coords'")
+    ca = {k: _py(v) for k, v in h5["coords"].attrs.items()}
+    la: dict[str, Any] = {}
+    for k in ("patch_size", "patch_level", "target_magnification",
+              "level0_magnification", "patch_size_level0", "overlap", "name"):
+        if k in ca:
+            la[k] = ca[k]
+    if "patch_size_level0" not in la and la.get("patch_level") == 0 and "patch_size" in ca:
+        la["patch_size_level0"] = ca["patch_size"]
+    if "patch_size_level0" not in la and all(
+            k in la for k in ("patch_size", "level0_magnification",
+                              "target_magnification")):  # TRIDENT's own rule
+        la["patch_size_level0"] = (la["patch_size"] * la["level0_magnification"]
+                                   / la["target_magnification"])
+    if "target_magnification" in la:
+        la["magnification"] = la["target_magnification"]
+    raw[PATCH] = (h5["coords"][()], f)
+    lattrs[PATCH] = la
+    return attrs, raw, lattrs, "clam"
 
 
 def read_graph(path: str | Path, extractor: str | None = None,

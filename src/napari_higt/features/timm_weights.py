@@ -46,10 +46,12 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
 
             sd: Any = load_file(str(path), device="cpu")
         else:
-            import torch
+            from napari_higt.io import load_torch
 
-            sd = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, pickle with code, truncated download
+            sd = load_torch(path, "weights file", error=FeatureError)
+    except FeatureError:
+        raise
+    except Exception as exc:  # corrupt file, truncated download
         raise FeatureError(f"cannot read weights {path}: {type(exc).__name__}: {exc}") from None
     sd = _unnest(sd)
     if not sd:

@@ -70,7 +70,7 @@ def write_trident(path: str | Path, coords: np.ndarray, features: np.ndarray,
     import h5py
 
     from napari_higt.features.store import _attr
-    from napari_higt.io import atomic_path
+    from napari_higt.io import atomic_write_via
 
     path = Path(path)
     c = np.asarray(coords, dtype=np.int64).reshape(-1, 2)
@@ -79,15 +79,16 @@ def write_trident(path: str | Path, coords: np.ndarray, features: np.ndarray,
         raise FeatureError(f"{path}: {len(c)} coords but features of shape {tuple(f.shape)}")
     if "patch_size_level0" not in coords_attrs:
         raise FeatureError(f"{path}: a TRIDENT file needs coords attr 'patch_size_level0'")
-    with atomic_path(path, f"feature file {path.name}", nbytes=f.nbytes + c.nbytes,
-                     error=FeatureStorageError) as tmp, h5py.File(tmp, "w") as h5:
-        for k, v in dict(attrs or {}).items():
-            h5.attrs[k] = _attr(v)
-        h5.attrs["dim"] = int(f.shape[1])
-        dc = h5.create_dataset("coords", data=c)
-        df = h5.create_dataset("features", data=f)
-        for k, v in coords_attrs.items():
-            dc.attrs[k] = _attr(v)
-        df.attrs["name"] = str(coords_attrs.get("name", path.stem))
-        df.attrs["savetodir"] = str(coords_attrs.get("savetodir", path.parent))
-    return path
+    def fill(fh) -> None:  # in memory, as FeatureStore.write: a full disk cannot crash h5py
+        with h5py.File(fh, "w") as h5:
+            for k, v in dict(attrs or {}).items():
+                h5.attrs[k] = _attr(v)
+            h5.attrs["dim"] = int(f.shape[1])
+            dc = h5.create_dataset("coords", data=c)
+            df = h5.create_dataset("features", data=f)
+            for k, v in coords_attrs.items():
+                dc.attrs[k] = _attr(v)
+            df.attrs["name"] = str(coords_attrs.get("name", path.stem))
+            df.attrs["savetodir"] = str(coords_attrs.get("savetodir", path.parent))
+
+    return atomic_write_via(path, fill, f"feature file {path.name}", FeatureStorageError)

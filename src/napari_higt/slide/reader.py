@@ -20,7 +20,7 @@ import numpy as np
 from napari_higt.errors import SlideError
 from napari_higt.slide.pyramid import PyramidLevel, SlideLevelArray, TileCache, tile_pool
 
-__all__ = ["Slide", "SlideError", "SLIDE_EXTENSIONS", "MPP_HELP"]
+__all__ = ["Slide", "SlideError", "SLIDE_EXTENSIONS", "MPP_HELP", "MPP_RANGE"]
 
 #: File name patterns offered to napari's reader and the file dialogs.
 SLIDE_EXTENSIONS = (
@@ -36,6 +36,11 @@ MPP_HELP = (
     "state the scale in µm per pixel: Slide(path, mpp=0.25) in Python, the 'Pixel size' "
     "field of the Slide widget in napari, or --mpp on the command line"
 )
+
+#: µm per pixel a slide can have (x100 oil objective ~0.1 to a coarse overview scan); a value
+#: outside (500 for 0.5) would make millions of tiles: refused from the user or the file.
+MPP_RANGE = (0.05, 50.0)
+_RANGE_TEXT = f"{MPP_RANGE[0]:g}-{MPP_RANGE[1]:g} µm per pixel"
 
 
 def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
@@ -58,9 +63,16 @@ def _parse_mpp(mpp: float | Sequence[float] | None, path: Path) -> tuple[float, 
         values = tuple(float(v) for v in mpp)
         if len(values) != 2:
             raise SlideError(path, f"mpp must be one number or (x, y), got {mpp!r}")
-    if not all(math.isfinite(v) and 0 < v < 1000 for v in values):
+    if not all(math.isfinite(v) and v > 0 for v in values):
         raise SlideError(path, f"mpp must be a positive number of µm per pixel, got {mpp!r}")
+    if not all(_in_range(v) for v in values):
+        raise SlideError(path, f"mpp {mpp!r} is outside {_RANGE_TEXT}; give the pixel size "
+                               "in µm (e.g. 0.25 at x40, 0.5 at x20)")
     return values  # type: ignore[return-value]
+
+
+def _in_range(v: float) -> bool:
+    return MPP_RANGE[0] <= v <= MPP_RANGE[1]
 
 
 class Slide:
@@ -139,8 +151,8 @@ class Slide:
             y = float(self.properties.get("openslide.mpp-y", x))
         except (KeyError, ValueError):
             return None
-        if not (x > 0 and y > 0 and math.isfinite(x) and math.isfinite(y)):
-            return None
+        if not (math.isfinite(x) and math.isfinite(y) and _in_range(x) and _in_range(y)):
+            return None  # unusable (0, negative, 500 ...): require_mpp asks for the scale
         return (x, y)
 
     @property
@@ -180,10 +192,11 @@ class Slide:
         if self.mpp is not None:
             return self.mpp
         power = self.objective_power
-        if power is not None:
+        if power is not None and _in_range(10.0 / power):
             return (10.0 / power, 10.0 / power)
         raise SlideError(
-            self.path, f"the file records neither its pixel size nor its magnification; {MPP_HELP}"
+            self.path, "the file records neither a usable pixel size nor its magnification "
+            f"(a scale within {_RANGE_TEXT}); {MPP_HELP}"
         )
 
     def best_level_for_downsample(self, downsample: float) -> int:

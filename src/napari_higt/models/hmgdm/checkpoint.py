@@ -6,11 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from napari_higt.errors import CheckpointError
 from napari_higt.graph.entities import entity_feature_dim
-from napari_higt.io import atomic_path
+from napari_higt.io import load_torch, save_torch
 from napari_higt.models.hmgdm.config import HMGDMConfig
 from napari_higt.models.hmgdm.model import HMGDM
 
@@ -34,9 +32,7 @@ def save_hmgdm_checkpoint(path: str | os.PathLike, model: HMGDM, extra: dict | N
     }
     if extra:
         ckpt.update(extra)
-    with atomic_path(path, f"encoder checkpoint {path}") as tmp:
-        torch.save(ckpt, tmp)
-    return path
+    return save_torch(path, ckpt, f"encoder checkpoint {path.name}")
 
 
 def load_hmgdm_checkpoint(path: str | os.PathLike | None, map_location="cpu",
@@ -51,18 +47,14 @@ def load_hmgdm_checkpoint(path: str | os.PathLike | None, map_location="cpu",
         raise CheckpointError(f"the hmgdm extractor needs an encoder checkpoint "
                               f"(--encoder ENCODER.pt); {hint}")
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such encoder checkpoint; {hint}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") \
-            from None
+    ckpt = load_torch(path, "encoder checkpoint", map_location, hint=hint)
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
         kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"{path}: not an H-MGDM encoder checkpoint (kind {kind!r}); "
                               f"{hint}")
+    if not isinstance(ckpt.get("version", 0), int):
+        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')!r} is not a "
+                              "number; the file was not written by napari-higt or was edited")
     if ckpt.get("version", 0) > CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {ckpt.get('version')} is newer "
                               f"than this napari-higt understands ({CHECKPOINT_VERSION})")

@@ -31,11 +31,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from napari_higt.errors import CheckpointError
-from napari_higt.training import runs
-from napari_higt.errors import Cancelled
-from napari_higt.training.callbacks import CancelToken, FoldInfo, dispatch
+from napari_higt.errors import Cancelled, CheckpointError
 from napari_higt.inference.checkpoint import config_differences
+from napari_higt.training import runs
+from napari_higt.training.callbacks import CancelToken, FoldInfo, dispatch
 from napari_higt.training.config import TrainConfig
 from napari_higt.training.distributed import DistContext
 from napari_higt.training.fold import train_fold
@@ -48,9 +47,17 @@ __all__ = ["train_cross_validation"]
 def _check_run_folder(out: Path, run: dict[str, Any], resume: bool, overwrite: bool) -> None:
     """Refuse to mix this run into a folder holding another one."""
     rj = out / runs.RUN_FILE
-    if not rj.is_file():
+    if not rj.is_file() or (overwrite and not resume):
         return
-    prev = json.loads(rj.read_text())
+    try:
+        prev = json.loads(rj.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{rj} is unreadable ({exc}), so the run in {out} cannot be checked or resumed; "
+            "pass --overwrite to start it again, or choose another --out folder") from None
+    if not isinstance(prev, dict):
+        raise CheckpointError(f"{rj} is not a run description; pass --overwrite to start the "
+                              "run again, or choose another --out folder")
     if resume:
         diffs = config_differences({k: prev.get(k) for k in run}, run)
         if diffs:

@@ -39,5 +39,13 @@ $VPY -m pip show torch >/dev/null 2>&1 || $VPY -m pip install -q torch==2.13.0
 # build that the CPU torch cannot load, which napari_higt.features.timm_extractor handles.
 $VPY -m pip show torchvision >/dev/null 2>&1 || $VPY -m pip install -q torchvision==0.28.0
 $VPY -m pip install -q -e ".[testing,timm]"
+# The package runs on Qt 6 (PyQt6). A PyQt5 left from an earlier install would be chosen
+# first by qtpy (napari's Qt layer) and brings back napari's deprecation warnings.
+for old in PyQt5 PyQt5-Qt5 PyQt5-sip; do
+    if $VPY -m pip show "$old" >/dev/null 2>&1; then
+        echo "[setup] removing $old (replaced by PyQt6)"
+        $VPY -m pip uninstall -y -q "$old"
+    fi
+done
 echo "$want" > "$stamp"
 echo "[setup] environment ready in .venv"

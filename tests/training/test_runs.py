@@ -61,10 +61,10 @@ def test_fold_rows_one_and_two_seeds(tmp_path):
 
     res = CVResult([_fold(0, 0, 0.75, None), _fold(0, 1, math.nan, None)], ["a", "b"], {}, 2)
     rows = fold_rows(res)
-    assert rows[0] == ("1", "1", "0.750", "0.500") and rows[1][2] == "n/a"
+    assert rows[0] == ("0", "1", "0.750", "0.500") and rows[1][2] == "n/a"
     assert rows[2][0] == "mean ± std" and rows[2][2].startswith("0.750 ± ")
     two = CVResult([_fold(0, 0, 0.5, None), _fold(1, 0, 0.7, None)], ["a", "b"], {}, 1)
-    assert [r[0] for r in fold_rows(two)] == ["s0/1", "s1/1", "mean ± std"]
+    assert [r[0] for r in fold_rows(two)] == ["s0/0", "s1/0", "mean ± std"]
     assert fold_rows(CVResult([], ["a", "b"], {}, 2)) == []
     assert fmt_metric(None) == "n/a" and fmt_metric(0.12345, 2) == "0.12"
 

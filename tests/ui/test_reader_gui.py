@@ -17,7 +17,7 @@ def test_viewer_open_sample_with_plugin(make_napari_viewer, cmu1_path, qtbot):
     # µm: level-0 pixel of 0.499 µm.
     np.testing.assert_allclose(layer.scale, (0.499, 0.499), atol=1e-3)
     assert layer.metadata["slide_info"]["mpp"] == pytest.approx([0.499, 0.499], abs=1e-3)
-    assert viewer.scale_bar.visible
+    assert viewer.canvas.overlays.scale_bar.visible
     assert [str(u) for u in layer.units] == ["micrometer", "micrometer"]
     viewer.reset_view()
     qtbot.wait(200)

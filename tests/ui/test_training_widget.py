@@ -87,7 +87,7 @@ def test_train_from_the_widget(make_napari_viewer, qtbot, tnotes, data, tmp_path
     # Results table: one row per fold, then mean ± std.
     t = w.table
     assert t.columnCount() == len(TABLE_COLUMNS) and t.rowCount() == 3
-    assert [t.item(r, 0).text() for r in range(3)] == ["1", "2", "mean ± std"]
+    assert [t.item(r, 0).text() for r in range(3)] == ["0", "1", "mean ± std"]
     aucs = [float(t.item(r, TABLE_COLUMNS.index("AUC")).text()) for r in range(2)]
     accs = [float(t.item(r, TABLE_COLUMNS.index("ACC")).text()) for r in range(2)]
     assert all(0.0 <= v <= 1.0 for v in aucs + accs)
@@ -158,7 +158,7 @@ def test_cancel_midway_keeps_the_best_checkpoint(make_napari_viewer, qtbot, tnot
     res = w.result
     assert res is not None and res.cancelled and res.folds == []
     status = w.status.text()
-    assert status.startswith("Cancelled in fold 1") and "best checkpoint kept" in status
+    assert status.startswith("Cancelled in fold 0") and "best checkpoint kept" in status
     assert any(k == "show_info" and "cancelled" in m for k, m in tnotes)
     assert w.last_error is None
     assert w.run_button.isEnabled() and not w.cancel_button.isEnabled()

@@ -16,6 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mpp", type=float, help="µm per px of the slide")
 
 
+#: What each stage of `napari_higt.demo.run_demo` counts. Only the features stage has a
+#: rate worth showing (patches/s); the others are one step each, shown with their time.
+_UNITS = {"tissue": "mask", "features": "patch", "model": "slide", "export": "stage"}
+_NO_RATE = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}]"
+
+
 def run(args: argparse.Namespace) -> int:
     import time
 
@@ -30,10 +36,13 @@ def run(args: argparse.Namespace) -> int:
         if bar is None:
             for old in bars.values():  # stages run one after another: one live bar
                 old.close()
-            bar = bars[stage] = tqdm(total=total, desc=f"{stage:9s}", unit="step", leave=True)
+            unit = _UNITS.get(stage, "step")
+            bar = bars[stage] = tqdm(total=total, desc=f"{stage:9s}", unit=unit, leave=True,
+                                     bar_format=None if stage == "features" else _NO_RATE)
         bar.total = total
-        bar.n = done
-        bar.refresh()
+        bar.update(done - bar.n)
+        if done >= total:  # the stage is over: its bar stops its clock now
+            bar.close()
 
     t0 = time.perf_counter()
     res = run_demo(args.out, slide=args.slide, checkpoint=args.checkpoint, mpp=args.mpp,

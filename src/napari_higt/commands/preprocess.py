@@ -146,7 +146,8 @@ def _summary(rows: list[dict[str, Any]]) -> str:
     table = [head]
     for r in rows:
         c = r.get("counts", {})
-        note = r.get("error", "") or "; ".join(r.get("warnings", []))
+        # a failure's message is printed once, below the table (on stderr)
+        note = "see the error below" if r.get("error") else "; ".join(r.get("warnings", []))
         table.append((r["slide"], r["status"], str(c.get("thumbnail", "")), str(c.get("x5", "")),
                       str(c.get("x10", "")), str(r.get("dim", "") or ""),
                       f"{r.get('seconds', 0):.1f}", note))
@@ -226,10 +227,11 @@ def _run_dask(slides: list[str], kw: dict[str, Any], args: argparse.Namespace, t
         b = bars.get(msg["slide"])
         if b is None:
             b = bars[msg["slide"]] = tqdm(total=msg["total"], desc=msg["slide"][:30],
-                                          unit="tile", position=len(bars) + 1, leave=False)
+                                          unit="patch", position=len(bars) + 1, leave=False)
         b.total = msg["total"]
-        b.n = msg["done"]
-        b.refresh()
+        b.update(msg["done"] - b.n)  # update() keeps tqdm's patches/s rate
+        if msg["done"] >= msg["total"]:  # the slide is done: its bar goes
+            b.close()
 
     rows: list[dict[str, Any]] = []
     try:

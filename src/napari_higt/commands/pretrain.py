@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(graphs)} patches, {n_nodes} entities ({n_nodes / len(graphs):.0f} per patch) "
           f"in {time.perf_counter() - t0:.0f} s")
 
-    bar = tqdm(desc="pretrain", unit="step")
+    # counts patches (entity graphs) over all epochs: patches/s compares with preprocess
+    bar = tqdm(desc="pretrain", unit="patch", total=len(graphs) * cfg.epochs)
 
     def on_progress(info):
         if info.get("epoch_done"):
@@ -92,10 +93,11 @@ def run(args: argparse.Namespace) -> int:
                       f" (node {info.get('node_loss', 0):.4f}, pos "
                       f"{info.get('pos_loss', 0):.4f}, kl {info.get('kl_loss', 0):.4f})")
             return
-        bar.total = info["steps"] * info["epochs"]
-        bar.n = (info["epoch"] - 1) * info["steps"] + info["step"]
-        bar.set_postfix(epoch=info["epoch"], loss=f"{info['loss']:.3f}", refresh=False)
-        bar.refresh()
+        done = ((info["epoch"] - 1) * len(graphs)
+                + min(info["step"] * cfg.batch_size, len(graphs)))
+        bar.update(done - bar.n)
+        bar.set_postfix(epoch=f"{info['epoch']}/{info['epochs']}", loss=f"{info['loss']:.3f}",
+                        refresh=False)
 
     try:
         result = pretrain_hmgdm(graphs, model_cfg, cfg, out=args.out, resume=args.resume,

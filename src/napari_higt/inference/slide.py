@@ -129,6 +129,7 @@ def run_inference(
     from napari_higt.devices import resolve_device
 
     used = str(resolve_device(device))
+    report("model", 0, 1)  # the stage starts now: a progress bar times it from here
     try:
         preds = predict_slides(ck, [fpath], device=device, source=str(checkpoint),
                                progress=lambda d, t: report("model", d, t), cancel=cancel)

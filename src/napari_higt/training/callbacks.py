@@ -102,7 +102,8 @@ def dispatch(callbacks: Iterable[Any] | None, hook: str, info: Any) -> None:
 
 
 class TqdmCallback(Callback):
-    """Progress bars for the CLI: one over steps of the current epoch, one line per fold."""
+    """Progress bars for the CLI: one per fold over its batches (all epochs), closed when
+    the fold ends, then one line with the fold's result."""
 
     def __init__(self, epochs: int, folds: int, seeds: int, file=None) -> None:
         from tqdm.auto import tqdm
@@ -119,15 +120,17 @@ class TqdmCallback(Callback):
                 self.bar.close()
             self._key = key
             self.bar = self._tqdm(total=self.epochs * info.steps, file=self.file,
-                                  desc=f"seed {info.seed} fold {info.fold + 1}/{self.folds}",
-                                  unit="step", leave=False)
+                                  desc=f"seed {info.seed} fold {info.fold}",
+                                  unit="batch", leave=False)
             self.bar.n = (info.epoch - 1) * info.steps + info.step - 1
         self.bar.update(1)
-        self.bar.set_postfix(epoch=info.epoch, loss=f"{info.loss:.3f}", refresh=False)
+        self.bar.set_postfix(epoch=f"{info.epoch}/{self.epochs}", loss=f"{info.loss:.3f}",
+                             refresh=False)
 
     def on_epoch(self, info: EpochInfo) -> None:
         if self.bar is not None:
-            self.bar.set_postfix(epoch=info.epoch, loss=f"{info.train_loss:.3f}",
+            self.bar.set_postfix(epoch=f"{info.epoch}/{info.epochs}",
+                                 loss=f"{info.train_loss:.3f}",
                                  auc=f"{info.val_auc:.3f}", refresh=True)
 
     def on_fold(self, info: FoldInfo) -> None:
@@ -135,7 +138,7 @@ class TqdmCallback(Callback):
             self.bar.close()
             self.bar = None
         self._tqdm.write(
-            f"seed {info.seed} fold {info.fold + 1}/{info.folds}: best epoch {info.best_epoch} "
+            f"seed {info.seed} fold {info.fold}: best epoch {info.best_epoch} "
             f"AUC {info.auc:.3f} ACC {info.acc:.3f} (last epoch AUC {info.last_auc:.3f} "
             f"ACC {info.last_acc:.3f})", file=self.file)
 

@@ -192,7 +192,7 @@ def check_grouped(folds: Sequence[Fold], groups: Sequence[Any] | None, n: int) -
             for grp in np.unique(g[np.asarray(idx, dtype=np.int64)]):
                 if owner.setdefault(grp, name) != name:
                     raise UserFacingError(
-                        f"fold {f.index + 1}: group {str(grp)!r} has slides in both the "
+                        f"fold {f.index}: group {str(grp)!r} has slides in both the "
                         f"{owner[grp]} and the {name} part; folds must keep a group together")
 
 
@@ -247,7 +247,7 @@ def read_folds(path: str | os.PathLike, slide_ids: Sequence[str],
             left = len(pos) - len(set(named))
             if left:
                 raise UserFacingError(
-                    f"{p}, fold {int(r['fold']) + 1}: {left} slide(s) of this dataset are in "
+                    f"{p}, fold {int(r['fold'])}: {left} slide(s) of this dataset are in "
                     "none of its parts; use the folds of a run on the same slides")
             idx = {part: np.asarray([pos[s] for s in r[part]], dtype=np.int64)
                    for part in ("train", "val", "test")}

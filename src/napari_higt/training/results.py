@@ -101,7 +101,7 @@ class CVResult:
         lines += ["| seed | fold | best epoch | AUC | ACC | BAL-ACC | F1 | AUC (last epoch) "
                   "| ACC (last epoch) |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for f in self.folds:
-            lines.append(f"| {f.seed} | {f.fold + 1} | {f.best_epoch} | {f.auc:.4f} | "
+            lines.append(f"| {f.seed} | {f.fold} | {f.best_epoch} | {f.auc:.4f} | "
                          f"{f.acc:.4f} | {f.balanced_acc:.4f} | {f.f1:.4f} | {f.last_auc:.4f} "
                          f"| {f.last_acc:.4f} |")
         s = self.summary()
@@ -170,7 +170,7 @@ def fold_rows(result: CVResult) -> list[tuple[str, str, str, str]]:
     Folds are named ``k`` for one seed and ``s<seed>/k`` for several.
     """
     seeds = {f.seed for f in result.folds}
-    rows = [(f"{f.fold + 1}" if len(seeds) == 1 else f"s{f.seed}/{f.fold + 1}",
+    rows = [(f"{f.fold}" if len(seeds) == 1 else f"s{f.seed}/{f.fold}",
              str(f.best_epoch), fmt_metric(f.auc), fmt_metric(f.acc)) for f in result.folds]
     if result.folds:
         s = result.summary()

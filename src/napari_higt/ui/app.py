@@ -49,7 +49,7 @@ def open_workbench(slide_path: str | os.PathLike | None = None, mpp: float | Non
         viewer = napari.Viewer(title="napari-higt", show=show)
     for data, kwargs, _ in layers:
         viewer.add_image(data, **kwargs)
-    viewer.scale_bar.visible = True
+    viewer.canvas.overlays.scale_bar.visible = True
     # One tab per widget in a single dock area: six stacked docks leave each a sliver.
     docked = [viewer.window.add_plugin_dock_widget("napari-higt", name, tabify=i > 0)
               for i, name in enumerate(DOCKED_WIDGETS)]

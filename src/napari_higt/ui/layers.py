@@ -142,7 +142,7 @@ def apply_slide_scale(viewer: napari.Viewer, slide: Slide) -> int:
         layer.translate = (0.0,) * ndim_extra + tuple(translate)
         layer.units = ("pixel",) * ndim_extra + units(slide)
         count += 1
-    viewer.scale_bar.visible = True
+    viewer.canvas.overlays.scale_bar.visible = True
     return count
 
 

@@ -62,4 +62,4 @@ def _show_scale_bar() -> None:
 
     viewer = napari.current_viewer()
     if viewer is not None:
-        viewer.scale_bar.visible = True
+        viewer.canvas.overlays.scale_bar.visible = True

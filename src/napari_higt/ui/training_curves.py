@@ -103,7 +103,7 @@ class CurvePlot:
 
     def _lines_of(self, key: tuple[int, int]) -> dict[str, Any]:
         color = f"C{len(self.lines) % 10}"
-        label = f"fold {key[1] + 1}"
+        label = f"fold {key[1]}"
         self.lines[key] = {
             "loss": self.ax_loss.plot([], [], color=color, lw=1, label=label)[0],
             "val_loss": self.ax_loss.plot([], [], color=color, lw=1, ls="--",

@@ -260,12 +260,12 @@ class TrainingWidget(WorkerWidget):
             self._where = (info.seed, info.fold, info.epoch)
             if self.running:
                 self.status.setText(
-                    f"Fold {info.fold + 1}/{self._n_folds or '?'}, epoch {info.epoch}/"
+                    f"Fold {info.fold} ({self._n_folds or '?'} folds), epoch {info.epoch}/"
                     f"{info.epochs}: train loss {info.train_loss:.3f}, val AUC "
                     f"{_fmt(info.val_auc)} (best {_fmt(info.best_auc)} at epoch "
                     f"{info.best_epoch})")
         elif kind == "fold":
-            self._add_row(f"{info.fold + 1}", str(info.best_epoch), _fmt(info.auc),
+            self._add_row(f"{info.fold}", str(info.best_epoch), _fmt(info.auc),
                           _fmt(info.acc))
         elif kind == "start":
             self._n_folds = int(info["n_folds"])
@@ -312,7 +312,7 @@ class TrainingWidget(WorkerWidget):
         if res.cancelled:
             where = ""
             if self._where is not None:
-                where = f" in fold {self._where[1] + 1}, epoch {self._where[2]}"
+                where = f" in fold {self._where[1]}, epoch {self._where[2]}"
             self.status.setText(f"Cancelled{where}; {len(res.folds)} fold(s) finished; {keep}.")
             show_info(f"Training cancelled{where}; {keep}.")
             return

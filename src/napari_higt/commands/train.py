@@ -5,19 +5,27 @@ from __future__ import annotations
 import argparse
 
 NAME = "train"
+#: The models `napari_higt.models` registers (tests check the two agree).
+MODEL_NAMES = ("higt", "h2mil", "abmil", "mean", "clam_sb", "dsmil", "transmil")
 HELP = (
-    "Train HIGT (or the ABMIL / mean-pooling baselines) on a folder of feature files and a "
-    "labels CSV (slide_id,label[,fold]) with k-fold cross-validation repeated over seeds; "
+    "Train HIGT, H2-MIL or a MIL baseline (ABMIL, mean pooling, CLAM-SB, DS-MIL, TransMIL) on "
+    "a folder of feature files (.h5 slide graphs, or .pt / features-only .h5 bags) and a "
+    "labels CSV (slide_id,label[,fold][,group]) with grouped k-fold cross-validation repeated "
+    "over seeds, the epoch chosen on an inner validation split; "
     "writes best/last checkpoints per fold, results.json and results.md to --out. Runs under "
     "`torchrun --nproc-per-node N` with DistributedDataParallel."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("features", metavar="FEATURES_DIR", help="folder of <slide_id>.h5 files")
+    parser.add_argument("features", metavar="FEATURES_DIR",
+                        help="folder of <slide_id>.h5 feature files, or of .pt / "
+                             "features-only .h5 bags")
     parser.add_argument("labels", metavar="LABELS.csv", help="CSV slide_id,label[,fold]")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="output folder of the run")
-    parser.add_argument("--model", choices=("higt", "abmil", "mean"), default="higt")
+    parser.add_argument("--model", choices=MODEL_NAMES, default="higt",
+                        help="HIGT, H2-MIL (both need patch coordinates) or a MIL baseline "
+                             "(they also read bags without coordinates)")
     parser.add_argument("--conv", choices=("raconv+", "raconv"),
                         help="HIGT graph convolution (default raconv+; raconv = ablation)")
     parser.add_argument("--attention", choices=("separable", "full"),
@@ -34,6 +42,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dropout after each graph layer (default 0.3)")
     parser.add_argument("--folds", type=int, default=5, metavar="K",
                         help="stratified folds (default 5; the CSV's fold column wins)")
+    parser.add_argument("--group-column", metavar="COLUMN",
+                        help="labels CSV column whose slides stay in one fold (e.g. case_id)")
+    parser.add_argument("--protocol", choices=("inner-val", "eval-fold"), default="inner-val",
+                        help="how a fold's epoch is chosen: on a grouped validation split of "
+                             "its training part, the evaluation fold scored once (inner-val, "
+                             "default), or on the evaluation fold itself (eval-fold: "
+                             "optimistic, as the HIGT paper)")
+    parser.add_argument("--val-fraction", default=0.2, metavar="F", type=float,
+                        help="inner validation share of each training part (default 0.2)")
+    parser.add_argument("--patience", type=int, metavar="N",
+                        help="stop a fold after N epochs without a better validation AUC")
+    parser.add_argument("--folds-from", metavar="RUN_DIR|folds.json",
+                        help="reuse the folds of an earlier run (its folds.json)")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="train without the bag files that cannot be used (listed) "
+                             "instead of stopping")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S",
                         help="seeds; CV is repeated per seed (default 0)")
     parser.add_argument("--epochs", type=int, default=50, metavar="N", help="default 50")
@@ -75,12 +99,13 @@ def config_from_args(args: argparse.Namespace):
                        weight_decay=args.weight_decay, batch_size=args.batch_size,
                        class_weights=cw or None, grad_clip=args.grad_clip or None,
                        amp=False if args.no_amp else None, device=args.device,
-                       seeds=list(args.seeds), folds=args.folds)
+                       seeds=list(args.seeds), folds=args.folds, protocol=args.protocol,
+                       val_fraction=args.val_fraction, patience=args.patience)
 
 
 def run(args: argparse.Namespace) -> int:
     from napari_higt.training.callbacks import TqdmCallback
-    from napari_higt.training.dataset import SlideGraphDataset
+    from napari_higt.training.sources import open_dataset
     from napari_higt.training.distributed import init_distributed
     from napari_higt.training.engine import train_cross_validation
 
@@ -94,15 +119,22 @@ def run(args: argparse.Namespace) -> int:
         from napari_higt.errors import UserFacingError
 
         raise UserFacingError(f"model settings: {exc}") from None
-    ds = SlideGraphDataset.from_folder(args.features, args.labels, cache=not args.no_cache)
+    ds = open_dataset(args.features, args.labels, args.model, group_column=args.group_column,
+                      skip_bad=args.skip_bad, cache=not args.no_cache)
+    folds = None
+    if args.folds_from:
+        from napari_higt.training.folds import read_folds
+
+        folds, _ = read_folds(args.folds_from, ds.slide_ids, ds.groups)
     if dist.is_main:
         print(f"{ds.summary()}; classes {ds.class_names}; model {config.model}"
               + (f"; {dist.world_size} processes" if dist.world_size > 1 else ""))
-    cbs = [TqdmCallback(config.epochs, len(set(ds.folds.tolist())) if ds.folds is not None
-                        else config.folds, len(config.seeds))] if dist.is_main else []
+    n_folds = (len(next(iter(folds.values()))) if folds else len(set(ds.folds.tolist()))
+               if ds.folds is not None else config.folds)
+    cbs = [TqdmCallback(config.epochs, n_folds, len(config.seeds))] if dist.is_main else []
     try:
         res = train_cross_validation(ds, config, args.out, callbacks=cbs, resume=args.resume,
-                                     overwrite=args.overwrite,
+                                     overwrite=args.overwrite, folds=folds,
                                      title=f"{args.model} on {args.features}")
     finally:
         for cb in cbs:

@@ -51,6 +51,7 @@ class SlideGraphDataset:
     missing_features : labelled slides without a feature file (skipped)
     unlabelled : feature files without a label (skipped)
     extractor : extractor name recorded in the feature files (None when unknown)
+    groups, group_column : the group of every slide (a CSV column) or None
     """
 
     slide_ids: list[str]
@@ -62,14 +63,19 @@ class SlideGraphDataset:
     missing_features: list[str] = field(default_factory=list)
     unlabelled: list[str] = field(default_factory=list)
     extractor: str | None = None
+    groups: np.ndarray | None = None
+    group_column: str | None = None
     _graphs: dict[int, Any] = field(default_factory=dict, repr=False)
     _in_dim: int | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_folder(cls, features_dir: str | os.PathLike, labels_csv: str | os.PathLike,
-                    cache: bool = True, extractor: str | None = None) -> SlideGraphDataset:
+                    cache: bool = True, extractor: str | None = None,
+                    group_column: str | None = None) -> SlideGraphDataset:
         """Pair ``<features_dir>/<slide_id>.h5`` with the labels CSV (see module docstring).
+
+        ``group_column``: a column of the CSV whose slides stay in one fold (a patient).
 
         Raises
         ------
@@ -83,7 +89,7 @@ class SlideGraphDataset:
         features_dir = Path(features_dir)
         if not features_dir.is_dir():
             raise FeatureError(f"features folder not found: {features_dir}")
-        table = read_labels(labels_csv)
+        table = read_labels(labels_csv, group_column=group_column)
         files = {p.stem: p for p in sorted(features_dir.glob("*.h5")) if not p.name.startswith(".")}
         keep = [i for i, s in enumerate(table.slide_ids) if s in files]
         missing = [s for s in table.slide_ids if s not in files]
@@ -124,6 +130,9 @@ class SlideGraphDataset:
         ds = cls(ids, y, list(table.class_names), folds, [files[s] for s in ids], cache,
                  missing, unlabelled, extractors.pop() if extractors else None)
         ds._in_dim = dims.pop() if dims else None
+        if table.groups is not None:
+            ds.groups = np.asarray(table.groups, dtype=object)[keep]
+            ds.group_column = group_column
         return ds
 
     @classmethod

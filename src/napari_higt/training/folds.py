@@ -111,13 +111,20 @@ def inner_split(y: np.ndarray, groups: Sequence[Any] | None, idx: np.ndarray,
             f"an inner validation split needs a fraction in (0, 1) and two groups; got "
             f"{val_fraction} and {n_groups} group(s) in the training part")
     k = int(min(max(2, round(1 / val_fraction)), n_groups))
-    # StratifiedGroupKFold warns when a class has fewer groups than k; the split is still
-    # grouped, only less balanced, which a small cohort has to accept.
+    # StratifiedGroupKFold warns when a class has fewer groups than k (the split is still
+    # grouped, only less balanced, which a small cohort has to accept) and refuses a k above
+    # every class's group count: then a plain random split of the groups.
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        fit, val = next(StratifiedGroupKFold(k, shuffle=True, random_state=seed)
+    from sklearn.model_selection import GroupShuffleSplit
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            fit, val = next(StratifiedGroupKFold(k, shuffle=True, random_state=seed)
+                            .split(np.zeros(len(idx)), y[idx], g))
+    except ValueError:
+        fit, val = next(GroupShuffleSplit(1, test_size=val_fraction, random_state=seed)
                         .split(np.zeros(len(idx)), y[idx], g))
     return idx[np.sort(fit)], idx[np.sort(val)]
 
@@ -192,7 +199,7 @@ def check_grouped(folds: Sequence[Fold], groups: Sequence[Any] | None, n: int) -
             for grp in np.unique(g[np.asarray(idx, dtype=np.int64)]):
                 if owner.setdefault(grp, name) != name:
                     raise UserFacingError(
-                        f"fold {f.index}: group {str(grp)!r} has slides in both the "
+                        f"fold {f.index + 1}: group {str(grp)!r} has slides in both the "
                         f"{owner[grp]} and the {name} part; folds must keep a group together")
 
 
@@ -247,7 +254,7 @@ def read_folds(path: str | os.PathLike, slide_ids: Sequence[str],
             left = len(pos) - len(set(named))
             if left:
                 raise UserFacingError(
-                    f"{p}, fold {int(r['fold'])}: {left} slide(s) of this dataset are in "
+                    f"{p}, fold {int(r['fold']) + 1}: {left} slide(s) of this dataset are in "
                     "none of its parts; use the folds of a run on the same slides")
             idx = {part: np.asarray([pos[s] for s in r[part]], dtype=np.int64)
                    for part in ("train", "val", "test")}

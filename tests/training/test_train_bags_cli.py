@@ -111,3 +111,28 @@ def test_eval_fold_protocol_is_labelled(tmp_path) -> None:
                  "--protocol", "eval-fold", *ARGS]) == 0
     md = (run / "results.md").read_text()
     assert "chosen on the evaluation fold itself (optimistic)" in md
+
+
+def test_predict_bags_with_a_bag_model_checkpoint(tmp_path, capsys) -> None:
+    import csv
+
+    feats, labels = _cohort(tmp_path)
+    run = tmp_path / "run"
+    assert main(["train", str(feats), str(labels), "--out", str(run), "--model", "clam_sb",
+                 *ARGS]) == 0
+    out = tmp_path / "preds.csv"
+    rc = main(["predict", str(run / "seed0" / "fold0" / "best.pt"), str(feats), "--out",
+               str(out), "--device", "cpu"])
+    assert rc == 0, capsys.readouterr().err
+    rows = list(csv.DictReader(out.open()))
+    assert sorted(r["slide_id"] for r in rows) == [f"s{i:02d}" for i in range(16)]
+    assert all(abs(float(r["prob_luad"]) + float(r["prob_lusc"]) - 1) < 1e-5 for r in rows)
+
+
+def test_predict_bags_refuses_graph_models(tmp_path) -> None:
+    from napari_higt.errors import CheckpointError
+    from napari_higt.inference.bags import predict_bags
+
+    ck = {"config": {"model": {"model": "higt"}, "class_names": ["a", "b"]}}
+    with pytest.raises(CheckpointError, match="reads slide graphs"):
+        predict_bags(ck, [tmp_path / "x.pt"])

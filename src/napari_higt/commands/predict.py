@@ -15,7 +15,7 @@ HELP = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="best.pt / last.pt of a run")
     parser.add_argument("features", nargs="+", metavar="FEATURES",
-                        help=".h5 feature files (or folders of them)")
+                        help=".h5 feature files or .pt bags (or folders of them)")
     parser.add_argument("--out", required=True, metavar="PREDS.csv", help="predictions CSV")
     parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda:0 ...")
     parser.add_argument("--no-scores", action="store_true",
@@ -35,11 +35,12 @@ def run(args: argparse.Namespace) -> int:
     for f in args.features:
         p = Path(f)
         if p.is_dir():
-            paths += sorted(q for q in p.glob("*.h5") if not q.name.startswith("."))
+            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in (".h5", ".pt")
+                            and not q.name.startswith("."))
         else:
             paths.append(p)
     if not paths:
-        raise FeatureError(f"no .h5 feature files in {args.features}")
+        raise FeatureError(f"no .h5 or .pt feature files in {args.features}")
     ck = load_checkpoint(args.checkpoint)
     bar = tqdm(total=len(paths), desc="slides", unit="slide")
 
@@ -47,9 +48,14 @@ def run(args: argparse.Namespace) -> int:
         bar.n = done
         bar.refresh()
 
+    from napari_higt.inference.bags import is_bag_file, predict_bags
+
+    bags = [p for p in paths if is_bag_file(p)]  # no coordinates: no graph, no node scores
+    graphs = [p for p in paths if p not in bags]
     try:
-        preds = predict_slides(ck, paths, device=args.device, write_scores=not args.no_scores,
-                               progress=progress, source=str(args.checkpoint))
+        preds = predict_slides(ck, graphs, device=args.device, write_scores=not args.no_scores,
+                               progress=progress, source=str(args.checkpoint)) if graphs else []
+        preds += predict_bags(ck, bags, device=args.device) if bags else []
     finally:
         bar.close()
     classes = [str(c) for c in ck["config"]["class_names"]]

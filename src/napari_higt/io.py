@@ -270,8 +270,7 @@ def load_torch(path: str | os.PathLike, what: str = "checkpoint",
         found = f" ({m.group(1)})"
         raise error(
             f"{path} holds Python objects{found}, not only tensors and plain values, so it "
-            f"is refused (loading it could run code); use a {what} written by napari-higt"
-            f"{tail}") from None
+            f"is refused as a {what} (loading it could run code){tail}") from None
     except Exception as exc:  # truncated zip, zero bytes, not a torch file at all
         raise error(_unreadable(path, what, exc, tail)) from None
 

@@ -117,7 +117,7 @@ def test_cnn_clear_errors(tmp_path):
     with pytest.raises(FeatureError, match="not found"):
         get_extractor("cnn", weights=tmp_path / "missing.pth")
     (tmp_path / "junk.pth").write_bytes(b"junk")
-    with pytest.raises(FeatureError, match="cannot read cnn weights"):
+    with pytest.raises(FeatureError, match="not a readable cnn weights file"):
         get_extractor("cnn", weights=tmp_path / "junk.pth")
     _save_random("densenet121", tmp_path / "d.pth")
     with pytest.raises(FeatureError, match="does not fit a resnet50 trunk.*--arch"):

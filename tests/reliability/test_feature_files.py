@@ -94,7 +94,7 @@ def test_export_refuses_another_slides_features_unless_forced(run_cli, cmu_featu
     assert_refused(res, cmu_features.name, "cmu-1-small-region", TCGA.name, "--force")
     assert not out.exists() or not any(out.iterdir())
     res = run_cli("export", TCGA, cmu_features, "--out", out, "--mpp", "1", "--force",
-                  "--formats", "png")
+                  "--formats", "png", "--region", "0,0,1024,1024", "--dpi", "30")
     assert res.rc == 0, res.err
     assert "warning:" in res.err and "used anyway" in res.err
     assert (out / "cmu-1-small-region.png").is_file()

@@ -8,13 +8,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from napari_higt.commands import arguments as A
 from napari_higt.levels import PATCH_SIZE
 
 NAME = "preprocess"
 HELP = (
     "Tile slides at x5 and x10, extract patch features and write one <slide_id>.h5 per slide "
     "(the input of the hierarchical graph). Slides already done with the same settings are "
-    "skipped, so a rerun resumes an interrupted cohort."
+    "skipped, so a rerun resumes an interrupted cohort; two runs on one --out share the work "
+    "(a slide one of them is processing is waited for, not redone)."
 )
 _TOPIC = "napari-higt-preprocess-progress"
 
@@ -41,24 +43,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(napari-higt pretrain output)")
     parser.add_argument("--extractor-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="extra extractor setting (repeatable), e.g. input_size=224")
-    parser.add_argument("--mpp", type=float, metavar="UM",
+    parser.add_argument("--mpp", type=A.mpp, metavar="UM",
                         help="level-0 µm per pixel of slides that record neither their pixel "
                              "size nor their magnification (slides that do keep their own scale "
                              "unless --force-mpp)")
     parser.add_argument("--force-mpp", action="store_true",
                         help="use --mpp for every slide, overriding the scale in the files")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
+    parser.add_argument("--workers", type=A.positive_int, default=1, metavar="N",
                         help="slides processed in parallel (dask LocalCluster when > 1)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="dask scheduler of an existing cluster (tcp://host:8786); its workers "
                              "must see the slide paths and --out")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="B",
+    parser.add_argument("--batch-size", type=A.positive_int, default=32, metavar="B",
                         help="tiles per extractor call (default 32)")
-    parser.add_argument("--threads", type=int, default=2, metavar="T",
+    parser.add_argument("--threads", type=A.positive_int, default=2, metavar="T",
                         help="tile-reading threads per slide (default 2)")
-    parser.add_argument("--patch-size", type=int, default=PATCH_SIZE, metavar="PX",
+    parser.add_argument("--patch-size", type=A.number(int, 16, 8192), default=PATCH_SIZE,
+                        metavar="PX",
                         help=f"tile side in px at x10 and x5 (default {PATCH_SIZE}, as in HIGT)")
-    parser.add_argument("--tissue-threshold", type=float, default=0.25, metavar="F",
+    parser.add_argument("--tissue-threshold", type=A.fraction, default=0.25, metavar="F",
                         help="keep tiles whose tissue fraction is above F (default 0.25)")
     parser.add_argument("--stain", choices=("none", "macenko", "reinhard"), default="none",
                         help="stain normalisation of every tile before the extractor "
@@ -101,15 +104,23 @@ def extractor_config(args: argparse.Namespace) -> dict[str, Any]:
     return cfg
 
 
-def _one(slide: str, kw: dict[str, Any], on_progress=None) -> dict[str, Any]:
-    """Process one slide; never raises: failures come back as a row of the summary."""
+def _one(slide: str, kw: dict[str, Any], on_progress=None, wait: bool = True) -> dict[str, Any]:
+    """Process one slide; never raises: failures come back as a row of the summary.
+
+    The slide is claimed first (a lock file beside its output): with ``wait=False`` a slide
+    another run is processing comes back as status "claimed" at once, else it is waited for.
+    """
     from napari_higt.errors import UserFacingError
     from napari_higt.features.pipeline import run_slide
+    from napari_higt.io import file_lock
 
     t0 = time.perf_counter()
     sid = Path(slide).stem
     try:
-        r = run_slide(slide, progress=on_progress, **kw)
+        with file_lock(Path(kw["out_dir"]) / f".{sid}.h5.lock", wait=wait) as held:
+            if not held:
+                return {"slide": sid, "status": "claimed", "seconds": 0.0}
+            r = run_slide(slide, progress=on_progress, **kw)
     except UserFacingError as exc:
         return {"slide": sid, "status": "failed", "error": str(exc),
                 "seconds": time.perf_counter() - t0}
@@ -161,6 +172,9 @@ def _summary(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from napari_higt.io import writable_folder
+
+    writable_folder(args.out, "the output folder (--out)")
     from tqdm.auto import tqdm
 
     from napari_higt.features.base import get_extractor
@@ -178,30 +192,38 @@ def run(args: argparse.Namespace) -> int:
               tissue_threshold=args.tissue_threshold, batch_size=args.batch_size,
               num_threads=args.threads, overwrite=args.overwrite, patch_size=args.patch_size,
               stain=stain, stain_reference=args.stain_reference, layout=args.layout)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
     slides = [str(s) for s in args.slides]
     rows: list[dict[str, Any]] = []
     if args.workers <= 1 and not args.scheduler:
         # one extractor for all slides: a foundation model's weights load once
         local = dict(kw, extractor=ext, extractor_config=None, stain=norm)
         bar = tqdm(total=len(slides), desc="slides", unit="slide", position=0)
-        for s in slides:
+
+        def one(s: str, wait: bool) -> dict[str, Any]:
             inner = tqdm(total=0, desc=Path(s).stem[:30], unit="patch", position=1, leave=False)
 
             def on_progress(done: int, total: int, _b=inner) -> None:
                 _b.total = total
                 _b.update(done - _b.n)  # update() keeps tqdm's patches/s rate
 
-            rows.append(_one(s, local, on_progress))
+            row = _one(s, local, on_progress, wait=wait)
             inner.close()
-            bar.update(1)
+            bar.update(row["status"] != "claimed")
+            return row
+
+        rows = [one(s, wait=False) for s in slides]
+        for i, r in enumerate(rows):  # another run is on these: wait for it, then reuse
+            if r["status"] == "claimed":
+                bar.write(f"{r['slide']}: another preprocess run is writing it; waiting")
+                rows[i] = one(slides[i], wait=True)
         bar.close()
     else:
         rows = _run_dask(slides, kw, args, tqdm)
     print(_summary(rows))
     failed = [r for r in rows if r["status"] == "failed"]
     for r in failed:
-        print(f"napari-higt preprocess: {r['slide']}: {r['error']}", file=sys.stderr)
+        print(f"napari-higt preprocess: error: {r['slide']}: {' '.join(r['error'].split())}",
+              file=sys.stderr)
         if "traceback" in r:
             print(r["traceback"], file=sys.stderr)
     n_done = sum(r["status"] == "done" for r in rows)

@@ -4,45 +4,63 @@ from __future__ import annotations
 
 import argparse
 
+from napari_higt.commands import arguments as A
+
 NAME = "pretrain"
 HELP = ("pretrain the H-MGDM patch encoder on unlabelled slides (SLIC entity graphs, "
         "masked latent graph diffusion); the result feeds `preprocess --extractor hmgdm`")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files")
+    parser.add_argument("slides", nargs="+", metavar="SLIDE", type=A.existing_file,
+                        help="slide files")
     parser.add_argument("--out", required=True, metavar="ENCODER.pt",
                         help="checkpoint to write (rewritten after every epoch)")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=A.positive_int, default=None,
                         help="training epochs (default: 10 small, 100 gpu)")
-    parser.add_argument("--mpp", type=float, default=None,
+    parser.add_argument("--mpp", type=A.mpp, default=None, metavar="UM",
                         help="pixel size in µm for slides whose file records none")
-    parser.add_argument("--max-patches", type=int, default=2000,
+    parser.add_argument("--max-patches", type=A.positive_int, default=2000,
                         help="at most this many x10 patches, drawn at random (default 2000)")
-    parser.add_argument("--min-patches", type=int, default=256,
+    parser.add_argument("--min-patches", type=A.number(int, 0), default=256,
                         help="when the tissue grid has fewer x10 patches, add patches at "
                              "random positions over tissue up to this many (default 256)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda[:N]")
     parser.add_argument("--preset", choices=("small", "gpu"), default="small",
                         help="small: handcrafted entities, tiny model, minutes on a CPU "
                              "(default); gpu: paper-size model on 32x32 entity crops")
-    parser.add_argument("--batch-size", type=int, default=None, help="graphs per step")
-    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    parser.add_argument("--batch-size", type=A.positive_int, default=None,
+                        help="graphs per step (default: the preset's)")
+    parser.add_argument("--lr", type=A.number(float, 0, low_open=True), default=None,
+                        help="Adam learning rate (default: the preset's)")
     parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA float16)")
-    parser.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--resume", metavar="CKPT", type=A.existing_file,
+                        help="continue from this checkpoint")
+    parser.add_argument("--workers", type=A.number(int, -1), default=1,
                         help="processes building entity graphs (default 1; -1 = all cores)")
     parser.add_argument("--cache-dir", default=None,
                         help="cache entity graphs here (reused by later runs)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=A.number(int, 0), default=0,
+                        help="seed of the patch draw, masking and initial weights")
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from napari_higt.errors import UserFacingError
+    from napari_higt.io import writable_folder
+
+    if args.workers == 0:
+        raise UserFacingError("--workers must be >= 1, or -1 for all cores")
+    writable_folder(Path(args.out).parent, "the folder of --out")
+    if args.resume:  # checked now, not after reading every patch
+        from napari_higt.models.hmgdm import load_hmgdm_checkpoint
+
+        load_hmgdm_checkpoint(args.resume)
     import time
 
     from tqdm import tqdm
 
-    from napari_higt.errors import UserFacingError
     from napari_higt.models.hmgdm import HMGDMConfig
     from napari_higt.training.pretrain import (
         PretrainConfig,
@@ -51,10 +69,6 @@ def run(args: argparse.Namespace) -> int:
         pretrain_hmgdm,
     )
 
-    if args.epochs is not None and args.epochs < 1:
-        raise UserFacingError("--epochs must be >= 1")
-    if args.max_patches is not None and args.max_patches < 1:
-        raise UserFacingError("--max-patches must be >= 1")
     model_cfg = HMGDMConfig.gpu() if args.preset == "gpu" else HMGDMConfig.small()
     make = PretrainConfig.gpu if args.preset == "gpu" else PretrainConfig.small
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from napari_higt.commands import arguments as A
+
 NAME = "train"
 #: The models `napari_higt.models` registers (tests check the two agree).
 MODEL_NAMES = ("higt", "h2mil", "abmil", "mean", "clam_sb", "dsmil", "transmil")
@@ -18,10 +20,11 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("features", metavar="FEATURES_DIR",
+    parser.add_argument("features", metavar="FEATURES_DIR", type=A.existing_dir,
                         help="folder of <slide_id>.h5 feature files, or of .pt / "
                              "features-only .h5 bags")
-    parser.add_argument("labels", metavar="LABELS.csv", help="CSV slide_id,label[,fold]")
+    parser.add_argument("labels", metavar="LABELS.csv", type=A.existing_file,
+                        help="CSV slide_id,label[,fold]")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="output folder of the run")
     parser.add_argument("--model", choices=MODEL_NAMES, default="higt",
                         help="HIGT, H2-MIL (both need patch coordinates) or a MIL baseline "
@@ -35,12 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fusion", action="store_true", help="ablation 'w/o Fusion'")
     parser.add_argument("--preset", choices=("paper", "official"),
                         help="HIGT defaults of the paper (default) or of the official code")
-    parser.add_argument("--hidden", type=int, metavar="D", help="hidden size (default 256)")
-    parser.add_argument("--dropout", type=float, metavar="P",
+    parser.add_argument("--hidden", type=A.positive_int, metavar="D", help="hidden size (default 256)")
+    parser.add_argument("--dropout", type=A.fraction, metavar="P",
                         help="dropout of HIViT and the head (default 0.1)")
-    parser.add_argument("--gnn-dropout", type=float, metavar="P",
+    parser.add_argument("--gnn-dropout", type=A.fraction, metavar="P",
                         help="dropout after each graph layer (default 0.3)")
-    parser.add_argument("--folds", type=int, default=5, metavar="K",
+    parser.add_argument("--folds", type=A.fold_count, default=5, metavar="K",
                         help="stratified folds (default 5; the CSV's fold column wins)")
     parser.add_argument("--group-column", metavar="COLUMN",
                         help="labels CSV column whose slides stay in one fold (e.g. case_id)")
@@ -49,25 +52,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "its training part, the evaluation fold scored once (inner-val, "
                              "default), or on the evaluation fold itself (eval-fold: "
                              "optimistic, as the HIGT paper)")
-    parser.add_argument("--val-fraction", default=0.2, metavar="F", type=float,
+    parser.add_argument("--val-fraction", default=0.2, metavar="F",
+                        type=A.number(float, 0, 1, low_open=True, high_open=True),
                         help="inner validation share of each training part (default 0.2)")
-    parser.add_argument("--patience", type=int, metavar="N",
+    parser.add_argument("--patience", type=A.positive_int, metavar="N",
                         help="stop a fold after N epochs without a better validation AUC")
     parser.add_argument("--folds-from", metavar="RUN_DIR|folds.json",
                         help="reuse the folds of an earlier run (its folds.json)")
     parser.add_argument("--skip-bad", action="store_true",
                         help="train without the bag files that cannot be used (listed) "
                              "instead of stopping")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S",
+    parser.add_argument("--seeds", type=A.number(int, 0), nargs="+", default=[0], metavar="S",
                         help="seeds; CV is repeated per seed (default 0)")
-    parser.add_argument("--epochs", type=int, default=50, metavar="N", help="default 50")
-    parser.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (5e-4)")
-    parser.add_argument("--weight-decay", type=float, default=1e-5)
-    parser.add_argument("--batch-size", type=int, default=8, metavar="B", help="slides per batch (8)")
+    parser.add_argument("--epochs", type=A.positive_int, default=50, metavar="N",
+                        help="training epochs per fold (default 50)")
+    parser.add_argument("--lr", type=A.number(float, 0, low_open=True), default=5e-4,
+                        help="Adam learning rate (default 5e-4)")
+    parser.add_argument("--weight-decay", type=A.number(float, 0), default=1e-5,
+                        help="Adam weight decay, >= 0 (default 1e-5)")
+    parser.add_argument("--batch-size", type=A.positive_int, default=8, metavar="B",
+                        help="slides per batch (default 8)")
     parser.add_argument("--class-weights", metavar="balanced|W1,W2,...",
                         help="cross-entropy class weights: 'balanced' or one number per class")
-    parser.add_argument("--grad-clip", type=float, default=1.0, metavar="NORM",
-                        help="gradient norm clip (1.0; 0 = off)")
+    parser.add_argument("--grad-clip", type=A.number(float, 0), default=1.0, metavar="NORM",
+                        help="gradient norm clip (default 1.0; 0 = off)")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda:0 ...")
     parser.add_argument("--no-cache", action="store_true",
@@ -104,6 +112,9 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from napari_higt.io import writable_folder
+
+    writable_folder(args.out, "the run folder (--out)")
     from napari_higt.training.callbacks import TqdmCallback
     from napari_higt.training.sources import open_dataset
     from napari_higt.training.distributed import init_distributed

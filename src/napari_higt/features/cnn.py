@@ -255,7 +255,8 @@ class CNNExtractor:
         model_keys = set(model.state_dict())
         from napari_higt.io import load_torch
 
-        sd = load_torch(path, "cnn weights file (a PyTorch state dict)", error=FeatureError)
+        sd = load_torch(path, "cnn weights file", error=FeatureError,
+                        hint="expected a PyTorch state dict (torch.save(model.state_dict()))")
         if not isinstance(sd, dict):
             raise FeatureError(f"{path} does not hold a state dict (got {type(sd).__name__})")
         sd = _normalise_keys(sd, model_keys)

@@ -48,7 +48,8 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
         else:
             from napari_higt.io import load_torch
 
-            sd = load_torch(path, "weights file", error=FeatureError)
+            sd = load_torch(path, "weights file", error=FeatureError,
+                            hint="use the model's .safetensors file or a plain state dict")
     except FeatureError:
         raise
     except Exception as exc:  # corrupt file, truncated download

@@ -133,7 +133,52 @@ class SlideGraphDataset:
         if table.groups is not None:
             ds.groups = np.asarray(table.groups, dtype=object)[keep]
             ds.group_column = group_column
+        ds.check_classes(f"of {Path(labels_csv).name} with a feature file in {features_dir}")
+        ds.check_files()
         return ds
+
+    def check_classes(self, which: str = "") -> None:
+        """Refuse a dataset in which a class has no slide (so at most one class is learned).
+
+        Raises
+        ------
+        FeatureError
+            Naming the classes left without slides, e.g. after slides without feature files
+            were skipped.
+        """
+        counts = self.class_counts()
+        empty = [c for c, n in zip(self.class_names, counts) if n == 0]
+        if empty:
+            have = ", ".join(f"{c} ({n})" for c, n in zip(self.class_names, counts) if n)
+            raise FeatureError(
+                f"no slide {which} has class {', '.join(map(repr, empty))}: only {have} "
+                "remain(s); training needs slides of every class (and at least two classes). "
+                "Preprocess the missing slides or fix the labels")
+
+    def check_files(self) -> None:
+        """Read every feature file once (kept when caching); refuse the run if any is bad.
+
+        Raises
+        ------
+        FeatureError
+            Naming every unusable file (unreadable, NaN / infinite features, wrong shapes)
+            and the first one's reason, before any training starts.
+        """
+        bad: list[tuple[str, str]] = []
+        for i, p in enumerate(self.paths):
+            if p is None:
+                continue
+            try:
+                g = load_graph(p, extractor=self.extractor)
+            except FeatureError as exc:
+                bad.append((Path(p).name, str(exc)))
+                continue
+            if self.cache:
+                self._graphs[i] = g
+        if bad:
+            others = f"; also unusable: {_short([b for b, _ in bad[1:]])}" if len(bad) > 1 else ""
+            raise FeatureError(f"{len(bad)} feature file(s) cannot be used for training: "
+                               f"{bad[0][1]}{others}")
 
     @classmethod
     def from_graphs(cls, graphs: Sequence[Any], labels: Sequence[int] | Sequence[str],

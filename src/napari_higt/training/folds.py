@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from napari_higt.errors import UserFacingError
+from napari_higt.training.splits import check_fold_classes
 
 __all__ = ["Fold", "PROTOCOLS", "FOLDS_FILE", "grouped_kfold", "inner_split", "make_folds",
            "cv_folds", "check_grouped", "write_folds", "read_folds"]
@@ -144,6 +145,8 @@ def make_folds(y: np.ndarray, groups: Sequence[Any] | None, n_folds: int, seed: 
     for k, te in enumerate(tests):
         te = np.sort(np.asarray(te, dtype=np.int64))
         rest = np.setdiff1d(everyone, te)
+        check_fold_classes(y, [(f"fold {k} training part", rest),
+                               (f"fold {k} test part", te)])
         if protocol == "inner-val":
             tr, va = inner_split(y, groups, rest, val_fraction, seed * 1000 + k)
         else:
@@ -199,7 +202,7 @@ def check_grouped(folds: Sequence[Fold], groups: Sequence[Any] | None, n: int) -
             for grp in np.unique(g[np.asarray(idx, dtype=np.int64)]):
                 if owner.setdefault(grp, name) != name:
                     raise UserFacingError(
-                        f"fold {f.index + 1}: group {str(grp)!r} has slides in both the "
+                        f"fold {f.index}: group {str(grp)!r} has slides in both the "
                         f"{owner[grp]} and the {name} part; folds must keep a group together")
 
 
@@ -254,7 +257,7 @@ def read_folds(path: str | os.PathLike, slide_ids: Sequence[str],
             left = len(pos) - len(set(named))
             if left:
                 raise UserFacingError(
-                    f"{p}, fold {int(r['fold']) + 1}: {left} slide(s) of this dataset are in "
+                    f"{p}, fold {int(r['fold'])}: {left} slide(s) of this dataset are in "
                     "none of its parts; use the folds of a run on the same slides")
             idx = {part: np.asarray([pos[s] for s in r[part]], dtype=np.int64)
                    for part in ("train", "val", "test")}

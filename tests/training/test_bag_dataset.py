@@ -24,7 +24,7 @@ def _folder(tmp_path, n=6, dim=5):
 def test_from_folder_and_collate(tmp_path) -> None:
     feats, labels = _folder(tmp_path)
     ds = BagDataset.from_folder(feats, labels, group_column="case_id")
-    assert len(ds) == 6 and ds.in_dim == 5 and ds.class_names == ["LUAD", "LUSC"]
+    assert len(ds) == 6 and ds.in_dim == 5 and ds.class_names == ["luad", "lusc"]  # labels are case-folded
     assert ds.groups.tolist() == ["case0", "case0", "case1", "case1", "case2", "case2"]
     assert ds.y.tolist() == [1, 0, 1, 0, 1, 0] and not ds.has_coords
     b = ds.collate([4, 0, 2])

@@ -26,6 +26,7 @@ import numpy as np
 
 from napari_higt.errors import Cancelled, FeatureError, SlideError
 from napari_higt.features.base import FeatureExtractor, config_hash, get_extractor
+from napari_higt.features.provenance import content_hash
 from napari_higt.features.store import FeatureStore, source_hash
 from napari_higt.levels import PATCH, PATCH_SIZE, THUMBNAIL, TILED_LEVELS, tile_size0
 
@@ -213,7 +214,11 @@ def run_slide(
             "extractor": ext.name, "extractor_config": json.dumps(ext.config, sort_keys=True,
                                                                   default=str),
             "extractor_config_hash": cfg, "source_hash": src, "slide_id": slide.slide_id,
+            "content_hash": content_hash(slide_path),
             "slide_path": str(slide_path), "slide_dimensions": [w, h], "mpp": slide_mpp,
+            # how the scale was known: inference warns when it was not read from the file
+            "mpp_source": ("file" if slide.mpp_from_file else "stated" if slide.mpp is not None
+                           else "magnification"),
             "tissue_threshold": float(tissue_threshold), "napari_higt_version": __version__,
         }
         if norm is not None:

@@ -23,6 +23,7 @@ import numpy as np
 from napari_higt.errors import CheckpointError
 from napari_higt.inference.checkpoint import config_differences, load_checkpoint, save_checkpoint
 from napari_higt.training.callbacks import CancelToken, EpochInfo, dispatch
+from napari_higt.training.card import fold_card, write_fold_card
 from napari_higt.training.config import TrainConfig
 from napari_higt.training.distributed import DistContext
 from napari_higt.training.loop import (
@@ -213,7 +214,7 @@ def train_fold(
                 seed, fold, epoch, config.epochs, train_loss, val_loss, auc, acc,
                 best["epoch"], best["auc"], time.perf_counter() - te))
     rep = _report(run, best, best_state, best_path, val_idx, test_idx, history)
-    return FoldResult(
+    result = FoldResult(
         seed=seed, fold=fold, best_epoch=int(best["epoch"]), auc=rep["auc"], acc=rep["acc"],
         last_auc=rep["last_auc"], last_acc=rep["last_acc"], epochs_done=len(history),
         n_train=len(train_idx), n_val=len(rep["idx"]),
@@ -227,6 +228,10 @@ def train_fold(
         n_select=len(val_idx), select_auc=_finite_or_nan(best["auc"]),
         balanced_acc=rep["balanced_acc"], f1=rep["f1"], confusion=rep["confusion"],
     )
+    if write:  # the checkpoints say what the model is and how it was validated
+        write_fold_card(fold_card(dataset, train_idx, val_idx, model, result),
+                        best_path, last_path)
+    return result
 
 
 def _finite_or_nan(v: float) -> float:

@@ -19,13 +19,15 @@ LAST-epoch weights (chosen without the held-out slides) explain the held-out sli
 * insertion: the mirror, from the background slide, restoring the top k %;
 * random: the same curves for random orders (``--random`` draws, averaged per slide).
 
-Maps: every per-node score HIGT explains itself with (`explain.reduce.node_scores`; the
-viewer's default is the first painted one), gradient x input and integrated gradients on the
-node features (`explain.attribution`, baseline: the slide's mean node of the level), ABMIL's
-attention, random. Mean ± sd over all held-out slides (every slide is held out once).
+Maps: every patch-level score HIGT explains itself with (`explain.reduce.explain_forward`,
+as the viewer gets them; the viewer's default is `explain.registry.DEFAULT_SCORE`), each
+ablation's default map and RAConv attention, ABMIL's attention, gradient x input and
+integrated gradients on the node features (`explain.attribution`, baseline: the slide's mean
+node of the level; signed, and their magnitude), random. Mean ± sd over all held-out slides
+(every slide is held out once); Δ is the paired difference to random on the same slide.
 
     python benchmarks/bench_explain.py [--quick] [--tasks patch region] [--slides 32]
-                                       [--folds 4] [--epochs 20] [--hidden 32]
+                                       [--folds 2] [--epochs 25] [--hidden 32] [--json F]
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from bench_mosaic import (  # noqa: E402
 MODEL_NAMES = ["HIGT", "HIGT w/o RAConv+ (RAConv)", "HIGT w/o SSA (full attention)",
                "HIGT w/o BI (region->patch only)", "HIGT w/o Fusion", "ABMIL"]
 MARGIN = 2  # glass cells around the mosaic (bench_mosaic.build_slide's default)
-GRADIENT_MAPS = ("gradient x input", "integrated gradients")
+ORACLE = "oracle: tissue B first"
 
 
 # ---------------------------------------------------------------------------- slides
@@ -135,28 +137,23 @@ def model_maps(name: str, model, data, steps: int) -> dict[str, np.ndarray]:
     """Every map of one model on one slide, (N,) in node order: the full HIGT's own scores
     (its patch-level ones), an ablation's default map and RAConv attention, ABMIL's
     attention; gradients for all (signed: evidence for the predicted class; and magnitude)."""
-    import torch
-
     from napari_higt.explain.attribution import gradient_x_input, integrated_gradients
-    from napari_higt.explain.reduce import node_scores
+    from napari_higt.explain.reduce import explain_forward
     from napari_higt.explain.registry import score_spec
 
-    with torch.no_grad():
-        scores, _ = node_scores(model(data))
+    _, scores, _ = explain_forward(model, data, data.level.numpy())  # as the viewer gets them
     # the patch-level maps (localisation and the curves rank x10 patches)
     scores = {k: v for k, v in scores.items() if "x10" in score_spec(k).levels}
-    if name == "ABMIL":
-        maps = {"attention (mil_attention)": scores["mil_attention"]}
-    elif name == "HIGT":
-        maps = dict(scores)
-    else:
-        maps = {k: scores[k] for k in ("node_importance", "node_attention") if k in scores}
     ig = integrated_gradients(model, data, steps=steps)
-    if name in ("HIGT", "ABMIL"):
-        gxi = gradient_x_input(model, data)
-        maps.update({"gradient x input": gxi, "|gradient x input|": np.abs(gxi)})
-    maps.update({"integrated gradients": ig, "|integrated gradients|": np.abs(ig)})
-    return maps
+    if name == "ABMIL":
+        return {"attention (mil_attention)": scores["mil_attention"],
+                "integrated gradients": ig, "|integrated gradients|": np.abs(ig)}
+    if name != "HIGT":  # an ablation: its default map, RAConv attention, a gradient map
+        maps = {k: scores[k] for k in ("node_importance", "node_attention") if k in scores}
+        return {**maps, "integrated gradients": ig}
+    gxi = gradient_x_input(model, data)
+    return {**scores, "gradient x input": gxi, "|gradient x input|": np.abs(gxi),
+            "integrated gradients": ig, "|integrated gradients|": np.abs(ig)}
 
 
 def evaluate_slide(name: str, model, data, gt: dict, args) -> tuple[list[dict], dict]:
@@ -171,6 +168,9 @@ def evaluate_slide(name: str, model, data, gt: dict, args) -> tuple[list[dict], 
                             mass=gt["changed"].astype(float), batch_size=64)
     units, is_b = gt["units"], gt["is_b"]
     maps = {f"random {r}": random_scores(len(data.x), 1000 + r) for r in range(args.random)}
+    oracle = np.zeros(len(data.x))
+    oracle[units] = is_b  # the ceiling: the model's curves when tissue B goes first
+    maps[ORACLE] = oracle
     maps.update(model_maps(name, model, data, args.ig_steps))
     s10 = {m: np.asarray(v, dtype=np.float64)[units] for m, v in maps.items()}
     dele, ins = deletion_insertion_curves(prob, [ranking(v, k) for k, v in
@@ -265,10 +265,15 @@ def run_task(task: str, tiles, args) -> tuple[list[dict], dict]:
 
 
 # ---------------------------------------------------------------------------- report
+def _rank(m: str) -> tuple[int, str]:
+    """Table order: random, the oracle, then the maps by name."""
+    return ({"random": 0, ORACLE: 1}.get(m, 2), m.strip("|"))
+
+
 def summarise(records: list[dict]) -> list[dict]:
     """Mean ± sd over held-out slides per (task, model, map)."""
     keys = sorted({(r["task"], r["model"], r["map"]) for r in records},
-                  key=lambda k: (k[0], MODEL_NAMES.index(k[1]), k[2] != "random", k[2]))
+                  key=lambda k: (k[0], MODEL_NAMES.index(k[1]), _rank(k[2])))
     out = []
     for task, model, m in keys:
         rs = [r for r in records if (r["task"], r["model"], r["map"]) == (task, model, m)]
@@ -277,6 +282,12 @@ def summarise(records: list[dict]) -> list[dict]:
             v = np.array([r[f] for r in rs], dtype=float)
             row[f] = (float(np.nanmean(v)), float(np.nanstd(v)))
         row["beats_random"] = float(np.mean([r["d_del"] < 0 and r["d_ins"] > 0 for r in rs]))
+        if m != "random":  # paired two-sided Wilcoxon signed-rank test against random
+            from scipy.stats import wilcoxon
+
+            for f in ("d_del", "d_ins"):
+                v = np.array([r[f] for r in rs], dtype=float)
+                row[f"p_{f}"] = float(wilcoxon(v).pvalue) if np.any(v != 0) else 1.0
         out.append(row)
     return out
 
@@ -289,7 +300,7 @@ def print_table(summary: list[dict], heldout: dict, tasks: list[str]) -> None:
 
     by = {(r["task"], r["model"], r["map"]): r for r in summary}
     rows = sorted({(r["model"], r["map"]) for r in summary},
-                  key=lambda k: (MODEL_NAMES.index(k[0]), k[1] != "random", k[1]))
+                  key=lambda k: (MODEL_NAMES.index(k[0]), _rank(k[1])))
     head = ["model", "map"]
     for t in tasks:
         head += [f"{t}: localisation AUROC", f"{t}: deletion AUC ↓ (Δ vs random)",
@@ -320,7 +331,7 @@ def most_faithful(summary: list[dict], model: str = "HIGT") -> str:
     together (``Δins - Δdel``), averaged over the tasks."""
     gain: dict[str, list[float]] = {}
     for r in summary:
-        if r["model"] == model and r["map"] != "random":
+        if r["model"] == model and r["map"] not in ("random", ORACLE):
             gain.setdefault(r["map"], []).append(r["d_ins"][0] - r["d_del"][0])
     return max(gain, key=lambda m: np.mean(gain[m]))
 
@@ -336,10 +347,10 @@ def main() -> int:
     ap.add_argument("--grid", type=int, default=10)
     ap.add_argument("--patch", type=int, default=256)
     ap.add_argument("--folds", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--blocks", type=int, default=2, help="HIViT blocks (2, as the demo model)")
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batch-size", type=int, default=2, help="slides per step (2)")
     ap.add_argument("--ig-steps", type=int, default=16)
     ap.add_argument("--random", type=int, default=3, help="random orders per slide (3)")
@@ -356,7 +367,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     print("NOTE: the slide labels of this benchmark are CONSTRUCTED (arrangement of two real "
           "tissue types), not clinical labels.", flush=True)
     tiles, src = default_tiles(args.patch, 400, np.random.default_rng(1234))
@@ -366,7 +377,7 @@ def main() -> int:
         rec, extra[task] = run_task(task, tiles, args)
         records += rec
     summary = summarise(records)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     print()
     print(f"Explanation faithfulness, CONSTRUCTED labels; {args.slides} slides per task, "
           f"{args.grid} x {args.grid} x10 patches, {args.folds}-fold CV (seed 0), "
@@ -375,13 +386,21 @@ def main() -> int:
     print()
     print_table(summary, {t: e["heldout_auc"] for t, e in extra.items()}, args.tasks)
     print()
+    print("paired Wilcoxon signed-rank p vs random (deletion, insertion), slides beating "
+          "random on both:")
+    for r in summary:
+        if r["map"] not in ("random", ORACLE) and r["model"] in ("HIGT", "ABMIL"):
+            print(f"  {r['task']:6s} {r['model']:5s} {r['map']:26s} p = {r['p_d_del']:.2g}, "
+                  f"{r['p_d_ins']:.2g}; {100 * r['beats_random']:.0f} %")
     if "HIGT" in args.models:
         print(f"most faithful map for HIGT (largest Δins - Δdel, mean over tasks): "
               f"{most_faithful(summary)}")
-    print(f"wall time {wall:.0f} s")
+    load = os.getloadavg()[1] if hasattr(os, "getloadavg") else float("nan")
+    print(f"wall time {wall:.0f} s, CPU time of this process {cpu:.0f} s (load average over the "
+          f"last 5 min: {load:.1f} on {os.cpu_count()} cores)")
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "records": records,
-                                         "extra": extra, "wall_s": wall,
+                                         "extra": extra, "wall_s": wall, "cpu_s": cpu,
                                          "args": {k: str(v) for k, v in vars(args).items()}},
                                         indent=1, default=float))
     return 0

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch_geometric.data import Batch, Data
 
 from napari_higt.graph import HierarchicalGraph
-from napari_higt.models import HIGTOutput, build_model
+from napari_higt.models import HIGTOutput, build_model, predict
 
 FIXTURE = Path(__file__).parent / "data" / "reference_outputs.npz"
 IN_DIM, N_CLASSES = 8, 3
@@ -248,6 +248,38 @@ def test_train_gradients_match_reference(reference: dict, case: str) -> None:
     assert set(grads) == set(entry["train"]["grads"]), case
     for n, want in entry["train"]["grads"].items():
         torch.testing.assert_close(grads[n], want, rtol=1e-7, atol=1e-10, msg=f"{case}/{n}")
+
+
+def test_gnn_checkpoint_gives_the_same_gradients(reference: dict) -> None:
+    """``gnn_checkpoint`` recomputes the GNN stages in backward: same logits, same grads."""
+    entry = reference["cases"]["paper"]
+    model = _model({**entry, "config": json.dumps({**json.loads(entry["config"]),
+                                                  "gnn_checkpoint": True})})
+    assert model.gnn_checkpoint
+    logits, grads = _train_step(model, _stored_graphs(reference)["single"])
+    _assert_same(logits, entry["train"]["logits"], "checkpoint/train/logits")
+    for n, want in entry["train"]["grads"].items():
+        torch.testing.assert_close(grads[n], want, rtol=1e-7, atol=1e-10, msg=f"checkpoint/{n}")
+
+
+@pytest.mark.parametrize("case", ["paper", "official"])
+def test_lean_inference_gives_the_eval_reference(reference: dict, case: str) -> None:
+    """``models.predict`` (inference mode, eval, mode restored) and ``gnn_grad=False`` (the
+    explanations' forward: gradients for HIViT only) compute the eval outputs."""
+    entry = reference["cases"][case]
+    model = _model(entry).train()
+    graphs = _stored_graphs(reference)
+    for k, outputs in entry["eval"].items():
+        out = predict(model, graphs[k])
+        assert model.training
+        for name, want in outputs.items():
+            _assert_same(getattr(out, name), want, f"{case}/{k}/predict/{name}")
+    model.eval()
+    out = model(graphs["single"], gnn_grad=False)
+    _assert_same(out.logits, entry["eval"]["single"]["logits"], f"{case}/gnn_grad")
+    out.logits.sum().backward()
+    assert all(p.grad is None for p in model.convs.parameters())
+    assert any(p.grad is not None for p in model.blocks.parameters())
 
 
 def test_float32_eval_close_to_reference(reference: dict) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 # Importing a model module registers its models; HIGT first, so it is the default model.
@@ -19,7 +20,7 @@ from napari_higt.models import clam, dsmil, h2mil, transmil  # noqa: E402,F401,I
 from napari_higt.models.registry import PRESETS, model_entry, register_model, registered_models
 
 __all__ = ["HIGTOutput", "build_model", "resolve_config", "DEFAULT_CONFIG", "PRESETS",
-           "count_parameters", "register_model", "registered_models", "needs_graph"]
+           "count_parameters", "register_model", "registered_models", "needs_graph", "predict"]
 
 
 def _default_config() -> dict[str, Any]:
@@ -84,7 +85,7 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
         v = cfg[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
             raise ValueError(f"{key} must be a number in [0, 1), got {v!r}")
-    for key in ("fusion", "self_loops"):
+    for key in ("fusion", "self_loops", "gnn_checkpoint"):
         if not isinstance(cfg[key], bool):
             raise ValueError(f"{key} must be true or false, got {cfg[key]!r}")
     ratios = cfg["pool_ratios"]
@@ -143,3 +144,18 @@ def needs_graph(name: str) -> bool:
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def predict(model: nn.Module, data: object) -> HIGTOutput:
+    """The model's output for prediction: eval mode (restored after), no autograd at all.
+
+    Under ``torch.inference_mode`` nothing is recorded or kept for a backward pass, and the
+    models skip what only training needs (HIGT: the patterns of its backward products).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            return model(data)
+    finally:
+        model.train(was_training)

@@ -83,7 +83,8 @@ class EdgeCSR:
 
 class _EdgeSpMM(Function):
     @staticmethod
-    def forward(ctx, x: Tensor, w: Tensor, fwd: EdgeCSR, bwd: EdgeCSR) -> Tensor:  # noqa: D102
+    def forward(ctx, x: Tensor, w: Tensor, fwd: EdgeCSR, bwd: EdgeCSR | None,  # noqa: D102
+                ) -> Tensor:
         dtype = _compute_dtype(x, w)
         n_heads = x.size(1)
         out = x.new_empty(fwd.shape[0], n_heads, x.size(2), dtype=dtype)
@@ -102,6 +103,8 @@ class _EdgeSpMM(Function):
         n_heads, shared = x.size(1), w.size(1) == 1
         gx = gw = None
         if ctx.needs_input_grad[0]:
+            if bwd is None:
+                raise RuntimeError("edge_spmm: a gradient for x needs the transposed pattern")
             gx = x.new_empty(x.shape, dtype=dtype)
             for h in range(n_heads):
                 at = bwd.matrix(w[:, min(h, w.size(1) - 1)].to(dtype))
@@ -121,7 +124,7 @@ class _EdgeSpMM(Function):
         return gx, gw, None, None
 
 
-def edge_spmm(x: Tensor, w: Tensor, fwd: EdgeCSR, bwd: EdgeCSR) -> Tensor:
+def edge_spmm(x: Tensor, w: Tensor, fwd: EdgeCSR, bwd: EdgeCSR | None) -> Tensor:
     """``out[r, h] = sum_e w[e, h] * x[c_e, h]`` over the edges ``e = (r, c_e)`` of ``fwd``.
 
     Parameters
@@ -130,7 +133,8 @@ def edge_spmm(x: Tensor, w: Tensor, fwd: EdgeCSR, bwd: EdgeCSR) -> Tensor:
     w : Tensor (E, H) or (E, 1)
         Edge weights in edge order (one column: shared by every head).
     fwd, bwd : EdgeCSR
-        The edges as (rows, cols) and the same edges transposed (cols, rows).
+        The edges as (rows, cols) and the same edges transposed (cols, rows); ``bwd`` is
+        read only for the gradient of ``x`` (``None`` when there will be none).
 
     Returns
     -------

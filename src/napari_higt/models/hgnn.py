@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.utils.checkpoint
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
@@ -59,15 +60,33 @@ class GNNStages:
     stage_graphs: list[tuple[Tensor, Tensor, Tensor, Tensor]] = field(default_factory=list)
 
 
+def _conv_norm_dropout(conv: nn.Module, norm: nn.Module, dropout: nn.Module, x: Tensor,
+                       edge_index: Tensor, level: Tensor, in_norm: nn.Module | None,
+                       ) -> tuple[Tensor, dict[str, Tensor]]:
+    h, att = conv(x, edge_index, level, in_norm=in_norm)
+    return dropout(norm(h)), att
+
+
 def run_gnn_stages(x: Tensor, level: Tensor, parent: Tensor, pos: Tensor, edge_index: Tensor,
                    batch: Tensor, n_graphs: int, convs: nn.ModuleList, norms: nn.ModuleList,
-                   pools: nn.ModuleList, dropout: nn.Module) -> GNNStages:
-    """Run every (conv, norm, pool) stage on a batch of slide graphs (see the module doc)."""
+                   pools: nn.ModuleList, dropout: nn.Module, in_norm: nn.Module | None = None,
+                   checkpoint: bool = False) -> GNNStages:
+    """Run every (conv, norm, pool) stage on a batch of slide graphs (see the module doc).
+
+    ``in_norm`` normalises ``x`` inside the first conv (fused with its projections);
+    ``checkpoint`` recomputes each conv -> norm -> dropout in backward instead of keeping
+    its intermediate tensors (same numbers and dropout masks; less memory, more time).
+    """
     out = GNNStages(x, level, parent, pos, edge_index, batch,
                     torch.arange(x.size(0), device=x.device))
-    for conv, norm, pool in zip(convs, norms, pools):
-        h, att = conv(out.x, out.edge_index, out.level)
-        h = dropout(norm(h))
+    for i, (conv, norm, pool) in enumerate(zip(convs, norms, pools)):
+        args = (conv, norm, dropout, out.x, out.edge_index, out.level,
+                in_norm if i == 0 else None)
+        if checkpoint and torch.is_grad_enabled():
+            h, att = torch.utils.checkpoint.checkpoint(_conv_norm_dropout, *args,
+                                                       use_reentrant=False)
+        else:
+            h, att = _conv_norm_dropout(*args)
         # "How much each node feeds its neighbours": sum over its outgoing edges.
         sent = scatter(att["alpha"], out.edge_index[0], 0, dim_size=out.x.size(0), reduce="sum")
         out.node_attention.append(sent[out.comp])

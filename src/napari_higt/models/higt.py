@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from napari_higt.errors import GraphError
+from napari_higt.models.dropout import Dropout
 from napari_higt.models.hgnn import gnn_stage_modules, run_gnn_stages
 from napari_higt.models.hivit import HIViTBlock
 from napari_higt.models.norm import FeatureStandardizer
@@ -161,6 +162,9 @@ class HIGT(nn.Module):
         Dropout in HIViT/fusion, on attention coefficients, and after each GNN stage.
     ffn_ratio : int
         FFN expansion in HIViT.
+    gnn_checkpoint : bool
+        Recompute the GNN stages in backward instead of keeping their intermediate tensors
+        (same outputs and gradients; less training memory on big slides, slower backward).
     """
 
     #: reads the slide graph: bags without coordinates cannot feed it
@@ -187,16 +191,18 @@ class HIGT(nn.Module):
         attn_dropout: float = 0.0,
         gnn_dropout: float = 0.3,
         ffn_ratio: int = 2,
+        gnn_checkpoint: bool = False,
     ) -> None:
         super().__init__()
         if hidden % heads:
             raise ValueError(f"hidden={hidden} is not divisible by heads={heads}")
         self.in_dim, self.n_classes, self.hidden, self.fusion = in_dim, n_classes, hidden, fusion
+        self.gnn_checkpoint = bool(gnn_checkpoint)
         self.standardize = FeatureStandardizer(in_dim)
         self.in_norm = nn.LayerNorm(in_dim)
         self.convs, self.gnn_norms, self.pools = gnn_stage_modules(
             in_dim, hidden, heads, conv, attn_dropout, self_loops, pool_ratios, patch_seeds)
-        self.gnn_dropout = nn.Dropout(gnn_dropout)
+        self.gnn_dropout = Dropout(gnn_dropout)
         self.blocks = nn.ModuleList(
             HIViTBlock(
                 hidden, interaction, r2p_mode, block_layers, attention, full_heads,
@@ -209,7 +215,7 @@ class HIGT(nn.Module):
             # Token-wise channel mixing (1x1 conv over channels) instead of the official
             # Conv2d over a fixed token axis: works for any number of tokens per slide.
             self.mix = nn.Sequential(
-                nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Dropout(dropout)
+                nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(), Dropout(dropout)
             )
         else:
             self.out_norm = nn.LayerNorm(hidden)
@@ -227,8 +233,11 @@ class HIGT(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, data: object) -> HIGTOutput:
+    def forward(self, data: object, gnn_grad: bool = True) -> HIGTOutput:
         """Classify the slide graph(s) in ``data`` (a PyG ``Data`` or ``Batch``).
+
+        ``gnn_grad=False`` runs the GNN stages without autograd even where gradients are on
+        (explanations that differentiate HIViT tokens only keep nothing for the graph layers).
 
         Returns
         -------
@@ -238,9 +247,11 @@ class HIGT(nn.Module):
         x, level, parent, pos, edge_index, batch, n_graphs = graph_inputs(data)
         n0 = x.size(0)
         level0, batch0 = level, batch
-        g = run_gnn_stages(self.in_norm(self.standardize(x)), level, parent, pos, edge_index,
-                           batch, n_graphs, self.convs, self.gnn_norms, self.pools,
-                           self.gnn_dropout)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and gnn_grad):
+            g = run_gnn_stages(self.standardize(x), level, parent, pos, edge_index, batch,
+                               n_graphs, self.convs, self.gnn_norms, self.pools,
+                               self.gnn_dropout, in_norm=self.in_norm,
+                               checkpoint=self.gnn_checkpoint)
         x, level, parent, batch, comp = g.x, g.level, g.parent, g.batch, g.comp
         comps, fits, node_att = g.assignments, g.fitness, g.node_attention
         edge_att, stage_graphs = g.edge_attention, g.stage_graphs

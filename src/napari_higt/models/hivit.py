@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
+from napari_higt.models.dropout import Dropout
 from napari_higt.models.ssa import FullSelfAttention, SeparableSelfAttention
 
 
@@ -40,11 +41,11 @@ class TransformerLayer(nn.Module):
         self.ffn = nn.Sequential(
             nn.Linear(dim, ffn_ratio * dim),
             nn.SiLU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(ffn_ratio * dim, dim),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: Tensor, batch: Tensor, num_graphs: int) -> tuple[Tensor, Tensor]:
         """Return the updated tokens and the attention context scores (N,)."""

@@ -1,13 +1,16 @@
-"""Per-feature input standardisation that travels with a model's weights."""
+"""Input normalisation: per-feature standardisation that travels with a model's weights, and
+a LayerNorm fused with the linear projection that follows it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd import Function
 
-__all__ = ["FeatureStandardizer", "fit_standardizer"]
+__all__ = ["FeatureStandardizer", "fit_standardizer", "norm_linear"]
 
 
 class FeatureStandardizer(nn.Module):
@@ -55,3 +58,41 @@ def fit_standardizer(model: nn.Module, graphs: Iterable[object]) -> bool:
         return False
     std.fit(g.x for g in graphs)
     return True
+
+
+class _NormLinear(Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, gamma: Tensor, beta: Tensor, weight: Tensor,  # noqa: D102
+                eps: float) -> Tensor:
+        xhat = F.layer_norm(x, (x.size(-1),), eps=eps)
+        out = F.linear(torch.addcmul(beta, xhat, gamma), weight)
+        ctx.save_for_backward(xhat, gamma, beta, weight)
+        return out
+
+    @staticmethod
+    def backward(ctx, g: Tensor):  # noqa: ANN205, D102
+        xhat, gamma, beta, weight = ctx.saved_tensors
+        g2 = g.reshape(-1, g.size(-1))
+        p = g2.t() @ xhat.reshape(-1, xhat.size(-1))  # G^T xhat: (out, C)
+        g_sum = g2.sum(0)
+        # With y = xhat * gamma + beta: dW = G^T y, dgamma = sum_j W * G^T xhat, dbeta = W^T 1G.
+        g_weight = p * gamma + torch.outer(g_sum, beta)
+        return None, (p * weight).sum(0), g_sum @ weight, g_weight, None
+
+
+def norm_linear(x: Tensor, norm: nn.LayerNorm, weight: Tensor) -> Tensor:
+    """``F.linear(norm(x), weight)``, cheaper in backward when ``x`` needs no gradient.
+
+    The gradient reaching ``norm(x)`` is only needed for the norm's own scale and shift, and
+    those follow from ``G^T xhat``, the product the weight gradient needs anyway: backward
+    runs one large matrix product instead of two, and only ``xhat`` is kept (not both the
+    input and the output of the norm). Used for raw node features, which never need a
+    gradient; anything else (a gradient to ``x``, autocast, a norm without an affine part)
+    takes the plain path.
+    """
+    fused = (torch.is_grad_enabled() and not x.requires_grad and norm.elementwise_affine
+             and norm.bias is not None and len(norm.normalized_shape) == 1
+             and not torch.is_autocast_enabled(x.device.type))
+    if not fused:
+        return F.linear(norm(x), weight)
+    return _NormLinear.apply(x, norm.weight, norm.bias, weight, norm.eps)

@@ -32,9 +32,11 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 from torch_geometric.utils import scatter, softmax
 
 from napari_higt.models.edge_ops import EdgeCSR, edge_spmm, gatv2_score
+from napari_higt.models.norm import norm_linear
 
 # Node levels of the hierarchical graph (docs/contracts.md); group keys use 3 = number of levels.
 N_LEVELS = 3
@@ -121,7 +123,7 @@ class RAConv(nn.Module):
         nn.init.zeros_(self.bias)
 
     def forward(
-        self, x: Tensor, edge_index: Tensor, level: Tensor
+        self, x: Tensor, edge_index: Tensor, level: Tensor, in_norm: nn.LayerNorm | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Convolve.
 
@@ -130,6 +132,9 @@ class RAConv(nn.Module):
         x : Tensor (N, in_channels)
         edge_index : Tensor (2, E), int64, source row 0, target row 1
         level : Tensor (N,), int64 in {0, 1, 2}
+        in_norm : nn.LayerNorm, optional
+            Normalise ``x`` with it first: the same as passing ``in_norm(x)``, but fused
+            with the projections (:func:`~napari_higt.models.norm.norm_linear`).
 
         Returns
         -------
@@ -155,7 +160,8 @@ class RAConv(nn.Module):
         # One matmul for every projection of x (same products as one Linear each).
         # unbind, not indexing: its backward stacks the parts once instead of one zero-filled
         # full-size gradient per part.
-        proj = F.linear(x, torch.cat([m.weight for m in self._projections()]))
+        weight = torch.cat([m.weight for m in self._projections()])
+        proj = F.linear(x, weight) if in_norm is None else norm_linear(x, in_norm, weight)
         proj = proj.view(n, -1, h, c).unbind(1)
         xw, ux = proj[0], proj[1]
 
@@ -165,7 +171,9 @@ class RAConv(nn.Module):
         g_target = torch.div(gid, N_LEVELS, rounding_mode="floor")
         # Sparse patterns of the aggregations: messages (target <- source), group means
         # (group <- source) and, shared by both backward passes, source <- target order.
-        to_src = EdgeCSR.build(src, dst, n, n)
+        # The source-ordered patterns serve backward only: not built without gradients.
+        grad = torch.is_grad_enabled()
+        to_src = EdgeCSR.build(src, dst, n, n) if grad else None
         to_dst = EdgeCSR.build(dst, src, n, n)
 
         if self.variant == "raconv+":
@@ -174,9 +182,18 @@ class RAConv(nn.Module):
             count = torch.bincount(ginv, minlength=n_groups).clamp(min=1).to(ux.dtype)
             mean_w = count.reciprocal().index_select(0, ginv).unsqueeze(1)
             to_group = EdgeCSR.build(ginv, src, n_groups, n, perm=self._group_order(level, to_dst))
-            from_group = EdgeCSR.build(src, ginv, n, n_groups, perm=to_src.perm)
-            uh_k = edge_spmm(ux, mean_w, to_group, from_group)
-            e_res = gatv2_score(uh_k, proj[3], None, g_target, self.att_res, slope)
+            from_group = (EdgeCSR.build(src, ginv, n, n_groups, perm=to_src.perm) if grad
+                          else None)
+
+            def res_score(ux: Tensor, ux_dst: Tensor, att: Tensor) -> Tensor:
+                uh_k = edge_spmm(ux, mean_w, to_group, from_group)
+                return gatv2_score(uh_k, ux_dst, None, g_target, att, slope)
+
+            # The (groups, C) means are recomputed in backward (one sparse product) rather
+            # than kept.
+            e_res = (checkpoint(res_score, ux, proj[3], self.att_res, use_reentrant=False,
+                                preserve_rng_state=False)
+                     if grad else res_score(ux, proj[3], self.att_res))
         else:
             s_src = (xw * self.att_src).sum(-1)
             s_dst = (xw * self.att_dst).sum(-1)

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax, to_dense_batch
 
+from napari_higt.models.dropout import dropout
+
 
 class SeparableSelfAttention(nn.Module):
     """Separable self-attention, O(N d): one latent query scores every token.
@@ -50,9 +52,15 @@ class SeparableSelfAttention(nn.Module):
         """
         q, k, v = torch.split(self.qkv(x), [1, self.dim, self.dim], dim=-1)
         c = softmax(q.squeeze(-1), batch, num_nodes=num_graphs)
-        c_used = F.dropout(c, self.attn_dropout, self.training)
-        ctx = scatter(k * c_used.unsqueeze(-1), batch, 0, dim_size=num_graphs, reduce="sum")
-        return self.out(F.relu(v) * ctx.index_select(0, batch)), c
+        c_used = dropout(c, self.attn_dropout, self.training)
+        if num_graphs == 1:
+            # One slide: a vector-matrix product and a broadcast, where the general form
+            # builds (and keeps for backward) two more (N, dim) tensors.
+            ctx = (c_used.unsqueeze(0) @ k).expand(x.size(0), -1)
+        else:
+            ctx = scatter(k * c_used.unsqueeze(-1), batch, 0, dim_size=num_graphs,
+                          reduce="sum").index_select(0, batch)
+        return self.out(F.relu(v) * ctx), c
 
 
 class FullSelfAttention(nn.Module):
@@ -91,7 +99,7 @@ class FullSelfAttention(nn.Module):
         scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
         attn = torch.softmax(scores, dim=-1)
         attn = torch.nan_to_num(attn)  # slides without tokens: all -inf rows
-        out = F.dropout(attn, self.attn_dropout, self.training) @ v
+        out = dropout(attn, self.attn_dropout, self.training) @ v
         out = out.transpose(1, 2).reshape(b, n, self.dim)[mask]
         # Attention received per key: mean over heads and the slide's real queries.
         n_q = mask.sum(1).clamp(min=1).to(attn.dtype)

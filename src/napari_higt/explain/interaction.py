@@ -82,7 +82,8 @@ def forward_with_interactions(model: Any, data: Any, target: int | None = None
     rec, handles = _hooks(blocks)
     try:
         with torch.enable_grad():
-            out = model(data)
+            # Gradients are read on HIViT tokens only: the GNN stages keep nothing for them.
+            out = model(data, gnn_grad=False)
             logits = out.logits[0].float()
             t = int(logits.argmax()) if target is None else int(target)
             score = logits[t] - logits.mean()

@@ -132,10 +132,12 @@ def node_summary(result: Any, node: int, k: int = 5) -> dict[str, Any]:
             "top_by": source}
 
 
-def format_value(name: str, value: float, level: str, raw: bool = False) -> str:
+def format_value(name: str, value: float, level: str, raw: bool = False,
+                 cls: str | None = None) -> str:
     """One shown value with its scaling: ``87 (percentile within this slide's x10 patches,
-    0-100)``, ``+42 (signed percentile ...)``, ``0.0123 (raw value)``; ``n/a (...)`` when
-    the score does not exist for the node."""
+    0-100)``, ``+42 (the region's message pushes this patch towards tumour; signed
+    percentile ...)``, ``0.0123 (raw value)``; ``n/a (...)`` when the score does not exist
+    for the node. ``cls``: the predicted class, named in a signed score's legend."""
     spec = score_spec(name)
     if not np.isfinite(value):
         where = " and ".join(LEVEL_WORDS.get(lv, lv) for lv in spec.levels) or "other nodes"
@@ -146,7 +148,12 @@ def format_value(name: str, value: float, level: str, raw: bool = False) -> str:
         text = f"{value:+.0f}"
     else:
         text = f"{value:.0f}"
-    return f"{text} ({spec.normalisation_text(level, raw)})"
+    how = spec.normalisation_text(level, raw)
+    if spec.diverging and value != 0:  # say which way it pushes, in the registry's words
+        side = (spec.high if value > 0 else spec.low).replace(
+            "{cls}", str(cls) if cls is not None else "the predicted class")
+        how = f"{side}; {how}"
+    return f"{text} ({how})"
 
 
 def node_text(result: Any, node: int, k: int = 5, raw: bool = False) -> list[str]:
@@ -165,13 +172,13 @@ def node_text(result: Any, node: int, k: int = 5, raw: bool = False) -> list[str
     for name in inspected_scores() + inspected_scores(diverging=True):
         if name in shown:
             lines.append(f"{score_spec(name).display_name}: "
-                         f"{format_value(name, shown[name][node], level, raw)}")
+                         f"{format_value(name, shown[name][node], level, raw, result.pred)}")
     region = s["parent"] if level == "x10" else None
     if region is not None:
         for name in inspected_scores(diverging=True):
             if name in shown and np.isfinite(shown[name][region]):
                 lines.append(f"its x5 region (node {region}), {score_spec(name).display_name}: "
-                             f"{format_value(name, shown[name][region], 'x5', raw)}")
+                             f"{format_value(name, shown[name][region], 'x5', raw, result.pred)}")
     by = "RAConv+ attention on the link" if s["top_by"] == "attention" else \
         "importance of the sending node"
     lines.append(f"top {len(s['top'])} nodes it listens to, by {by} (raw value):")

@@ -30,28 +30,33 @@ def card_markdown(card: Any) -> list[str]:
     return ["## The model", "", f"**{head}**", "", *(f"- {line}" for line in rest), ""]
 
 
-def score_legend_markdown(result: Any) -> list[str]:
-    """What every exported score means, from the registry (a Markdown table)."""
+def score_legend_markdown(result: Any, raw: bool = False) -> list[str]:
+    """What every exported score means, from the registry (a Markdown table); ``raw``: the
+    files hold raw values, not percentiles."""
     from napari_higt.explain.registry import SCORES
 
     rows = [s for k, s in SCORES.items() if k in result.scores and "export" in s.uses]
     if not rows:
         return []
+    scaling = ("Exported values are raw scores (columns `<name> [raw]`)" if raw else
+               "Exported values are percentiles within the slide and level (signed for the "
+               "interactions; `napari-higt export --raw` writes raw values)")
     return ["## What the numbers mean", "",
-            "Exported values are percentiles within the slide and level (signed for the "
-            "interactions; `napari-higt export --raw` writes raw values); an empty CSV cell "
-            "or a missing GeoJSON measurement means the score does not exist for that node.",
+            f"{scaling}; an empty CSV cell or a missing GeoJSON measurement means the score "
+            "does not exist for that node.",
             "", "| score | levels | meaning | high / low |", "|---|---|---|---|",
             *(f"| {s.display_name} | {', '.join(s.levels)} | {s.meaning} | "
-              f"{s.legend(s.levels[-1], result.pred)} |" for s in rows), ""]
+              f"{s.legend(s.levels[-1], result.pred, raw)} |" for s in rows), ""]
 
 
-def result_report(result: Any, files: list[str] | None = None) -> str:
-    """The whole report of ``result`` as Markdown text (``files``: names written beside it)."""
+def result_report(result: Any, files: list[str] | None = None, raw: bool = False) -> str:
+    """The whole report of ``result`` as Markdown text (``files``: names written beside it;
+    ``raw``: the exported values are raw)."""
     lines = [f"# napari-higt: {result.slide_id}", "",
              f"- prediction: {prediction_markdown(result)}",
              *(f"- **WARNING**: {w}" for w in getattr(result, "warnings", ()) or ()),
-             "", *card_markdown(getattr(result, "card", None)), *score_legend_markdown(result)]
+             "", *card_markdown(getattr(result, "card", None)),
+             *score_legend_markdown(result, raw)]
     if files:
         lines.append("Files: " + ", ".join(f"`{f}`" for f in files))
     return "\n".join(lines) + "\n"

@@ -2,7 +2,8 @@
 so the viewer can paint them without rerunning the model::
 
     explain/                      attrs: checkpoint, model, class_names (JSON), pred,
-                                         probs (JSON), num_nodes, reductions (JSON)
+                                         probs (JSON), num_nodes, reductions (JSON),
+                                         card (JSON, the model card), warnings (JSON)
       level          (N,) int8    node level (0 thumbnail, 1 x5, 2 x10), graph node order
       coords         (N, 2) int64 level-0 px top-left
       <score>        (N,) float32 one per score the model has (names: `explain.registry`)

@@ -32,7 +32,7 @@ import torch
 
 from napari_higt.devices import resolve_device
 from napari_higt.errors import CheckpointError, GraphError
-from napari_higt.levels import PATCH, PATCH_SIZE
+from napari_higt.levels import PATCH, PATCH_SIZE, tile_size0
 from napari_higt.models.hmgdm import HMGDM, HMGDMConfig, load_hmgdm_checkpoint
 from napari_higt.models.hmgdm import save_hmgdm_checkpoint
 
@@ -124,6 +124,7 @@ def collect_patches(
     """
     from napari_higt.slide import Slide, tissue_mask
     from napari_higt.slide.tiling import read_tile, read_tiles, tile_slide
+    from napari_higt.slide.tissue import mask_size_for
 
     rng = np.random.default_rng(seed)
     plans = []
@@ -131,7 +132,10 @@ def collect_patches(
         with Slide(path) as s:
             if s.mpp is None and s.objective_power is None and mpp is not None:
                 s.set_mpp(mpp)
-            mask = tissue_mask(s)
+            # the mask preprocess makes (same tissue fractions; a full-size one takes seconds)
+            size = (mask_size_for(s.dimensions, tile_size0(level, s.mpp[0], patch_size))
+                    if s.mpp else 2048)
+            mask = tissue_mask(s, max_size=size)
             tiling = tile_slide(s, mask, patch_size=patch_size, levels=(level,))
             plans.append({"path": Path(path), "mpp": s.mpp, "mask": mask,
                           "grid": tiling.levels[level], "threshold": tiling.tissue_threshold,

@@ -250,11 +250,12 @@ def run(args) -> int:
     gpre = entity_graphs(list(xpre), keep_label_image=False, **graph_kw)
     gtr_ = entity_graphs(list(xtr), **graph_kw)
     gva_ = entity_graphs(list(xva), **graph_kw)
-    timer.lap(f"entity graphs ({np.mean([g.num_nodes for g in gtr_]):.1f} entities per crop)")
+    timer.lap(f"entity graphs ({np.mean([g.num_nodes for g in gtr_]):.1f} entities per crop); "
+              f"H-MGDM hidden {args.hidden}, latent {args.latent}, KL weight {args.w_kl}")
 
     results: dict = {}
-    mcfg = HMGDMConfig(hidden=64, latent=32, enc_layers=2, heads=4, dec_depth=1, entity=entity,
-                       w_kl=args.w_kl)
+    mcfg = HMGDMConfig(hidden=args.hidden, latent=args.latent, enc_layers=2, heads=4,
+                       dec_depth=1, entity=entity, w_kl=args.w_kl)
     models = {}
     for s in args.seeds:
         res = pretrain_hmgdm(gpre, mcfg, PretrainConfig(epochs=args.epochs, batch_size=32,

@@ -161,6 +161,8 @@ def main(argv=None) -> int:
     nuc.add_argument("--data-seed", type=int, default=0, help="seed of the subsampling")
     nuc.add_argument("--timm-arch", default="resnet50",
                      help="timm ImageNet architecture of the random-trunk row (resnet50)")
+    nuc.add_argument("--hidden", type=int, default=64, help="H-MGDM hidden width (64)")
+    nuc.add_argument("--latent", type=int, default=32, help="H-MGDM latent width (32)")
     nuc.add_argument("--jobs", type=int, default=2, help="entity-graph worker processes")
     nuc.add_argument("--cache", type=Path, help="entity-graph cache folder")
     args = ap.parse_args(argv)

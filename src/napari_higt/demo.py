@@ -44,32 +44,51 @@ class DemoResult:
     pred: str
     probs: dict[str, float]
     timings: dict[str, float] = field(default_factory=dict)
+    card: Any = None  # the checkpoint's model card (`inference.card.ModelCard`)
+    warnings: list[str] = field(default_factory=list)  # out-of-domain warnings
 
 
 def run_demo(out_dir: str | os.PathLike, slide: str | os.PathLike | None = None,
              checkpoint: str | os.PathLike | None = None, mpp: float | None = None,
-             progress: Callable[[str, int, int], Any] | None = None) -> DemoResult:
+             progress: Callable[[str, int, int], Any] | None = None,
+             tissue_threshold: float = 0.25) -> DemoResult:
     """Run the demo and write its outputs to ``out_dir``.
 
     Parameters
     ----------
     out_dir : output folder (created).
     slide, checkpoint : default to the bundled demo slide and checkpoint.
-    mpp : µm per px; defaults to the bundled slide's assumed scale.
+    mpp : µm per px; the bundled slide defaults to its assumed scale, another slide must
+        record its own (or be given one here), as ``napari-higt preprocess`` requires.
     progress : ``progress(stage, done, total)``.
+    tissue_threshold : tiles with more tissue than this fraction become graph nodes.
+
+    Raises
+    ------
+    UserFacingError
+        A missing or unreadable slide or checkpoint, or a slide without a scale (the message
+        is `napari_higt.slide.Slide.require_mpp`'s, as in ``preprocess``).
     """
     from napari_higt.export.bundle import export_result
-    from napari_higt.io import atomic_write_text
-    from napari_higt.inference import run_inference
+    from napari_higt.export.report import (
+        card_markdown,
+        prediction_markdown,
+        score_legend_markdown,
+    )
+    from napari_higt.inference import load_checkpoint, run_inference
+    from napari_higt.io import atomic_write_text, writable_folder
     from napari_higt.slide import Slide, tissue_mask
 
     files = demo_files() if slide is None or checkpoint is None else {}
+    meta = json.loads(files["meta"].read_text()) if slide is None else None
     slide = Path(slide) if slide is not None else files["slide"]
     checkpoint = Path(checkpoint) if checkpoint is not None else files["checkpoint"]
-    meta = json.loads(files["meta"].read_text()) if "meta" in files else None
     if mpp is None and meta is not None:
-        mpp = meta["assumed_mpp"]
-    out_dir = Path(out_dir)
+        mpp = meta["assumed_mpp"]  # the bundled mosaic's, and only its: others state theirs
+    load_checkpoint(checkpoint)  # a bad checkpoint is reported now, not after the features
+    with Slide(slide, mpp=mpp) as s:
+        s.require_mpp()  # before any output: the same refusal as preprocess
+    out_dir = writable_folder(out_dir, "the demo's output folder")
     report = progress or (lambda *a: None)
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -79,36 +98,40 @@ def run_demo(out_dir: str | os.PathLike, slide: str | os.PathLike | None = None,
         report("tissue", 1, 1)
         timings["tissue mask"] = time.perf_counter() - t
         result = run_inference(slide, checkpoint, out_dir / "features", mpp=mpp,
-                               device="auto", progress=report)
+                               device="auto", progress=report,
+                               tissue_threshold=tissue_threshold)
         timings["tiling + features"] = result.timings.get("features", 0.0)
         timings["graph + HIGT inference"] = result.timings.get("model", 0.0)
         t = time.perf_counter()
         report("export", 0, 1)
-        written = export_result(s, result, out_dir, formats=("png", "svg"), markers=False)
+        written = export_result(s, result, out_dir, formats=("png", "svg"), markers=False,
+                                report=False)  # report.md below says more
         report("export", 1, 1)
         timings["figure + GeoJSON + CSV"] = time.perf_counter() - t
         assumed = not s.mpp_from_file
+        dims, used_mpp = s.dimensions, float(s.mpp[0]) if s.mpp else None
     counts = result.graph.counts()
-    probs = ", ".join(f"{c} {p:.3f}" for c, p in result.probs.items())
     lines = [
         f"# napari-higt demo: {result.slide_id}",
         "",
-        f"- prediction: **{result.pred}** ({probs})",
-        f"- slide: `{slide}` ({s.dimensions[0]} x {s.dimensions[1]} px, "
-        f"{mpp} µm/px{' (assumed, not read from the file)' if assumed else ''}); "
+        f"- prediction: {prediction_markdown(result)}",
+        f"- slide: `{slide}` ({dims[0]} x {dims[1]} px, "
+        f"{used_mpp:g} µm/px{' (assumed, not read from the file)' if assumed else ''}); "
         f"tissue {100 * tm.fraction:.0f} % of the slide",
         f"- graph: {counts['thumbnail']} thumbnail, {counts['x5']} x5 regions, "
         f"{counts['x10']} x10 patches",
         f"- checkpoint: `{checkpoint}` on {result.device}",
+        *(f"- **WARNING**: {w}" for w in result.warnings),
         "",
+        *card_markdown(result.card),
         "| stage | seconds |",
         "|---|---:|",
         *(f"| {k} | {v:.2f} |" for k, v in timings.items()),
         f"| total | {sum(timings.values()):.2f} |",
         "",
+        *score_legend_markdown(result),
         "Files: " + ", ".join(f"`{p.name}`" for p in written.values()),
     ]
-    if meta is not None:
-        lines += ["", f"The demo model: {meta['what']}."]
     written["report"] = atomic_write_text(out_dir / "report.md", "\n".join(lines) + "\n")
-    return DemoResult(out_dir, written, result.pred, result.probs, timings)
+    return DemoResult(out_dir, written, result.pred, result.probs, timings, result.card,
+                      list(result.warnings))

@@ -3,6 +3,7 @@
 from skimage.io import imread
 
 from napari_higt.cli import main
+from napari_higt.explain.registry import SCORES
 from tests.ui.conftest import SCREENSHOTS
 
 
@@ -70,9 +71,10 @@ def test_workbench_defaults_to_the_demo_and_paints_its_attention(make_napari_vie
     qtbot.waitUntil(lambda: not inference.running, timeout=120_000)
     assert inference.last_error is None, inference.last_error
     assert inference.result.pred in inference.prediction.text()
-    imp = next(l for l in viewer.layers if l.name.endswith("node_importance x10"))
+    imp = next(l for l in viewer.layers
+               if f"{SCORES['node_importance'].display_name} x10" in l.name)
     vals = imp.data[np.isfinite(imp.data)]
-    assert vals.size == 64 * 16 and vals.max() == 1.0  # 64 patches, 4 x 4 px each
+    assert vals.size == 64 * 16 and vals.max() == 100.0  # 64 patches, 4 x 4 px; percentiles
     # the x10 heatmap sits on the slide: 512 µm patches (512 px at 1.0 µm/px) / 4 px
     np.testing.assert_allclose(imp.scale, (128.0, 128.0))
     dock = next(k for k in docked if "Inference" in k)

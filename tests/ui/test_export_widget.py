@@ -11,6 +11,7 @@ import pytest
 from skimage.io import imread
 
 from napari_higt.cli import main
+from napari_higt.explain.registry import SCORES
 from napari_higt.inference import run_inference
 from tests.ui.conftest import SCREENSHOTS
 
@@ -33,9 +34,12 @@ def _check_outputs(files, result, object_type="tile"):
     data = json.loads(files["geojson"].read_text())
     assert len(data["features"]) == n_tiles
     assert {f["properties"]["objectType"] for f in data["features"]} == {object_type}
-    assert "node_importance" in data["features"][0]["properties"]["measurements"]
+    column = SCORES["node_importance"].label()  # "<plain name> [percentile]"
+    assert column in data["features"][0]["properties"]["measurements"]
     rows = list(csv.DictReader(files["csv"].open()))
-    assert len(rows) == n_tiles and {"x", "y", "size", "node_importance"} <= set(rows[0])
+    assert len(rows) == n_tiles and {"x", "y", "size", column} <= set(rows[0])
+    # node ids are the graph's (the inspector's): the thumbnail, node 0, is not a tile
+    assert [int(r["node"]) for r in rows] == list(np.flatnonzero(g.level != 0))
     return data
 
 
@@ -131,8 +135,10 @@ def test_export_widget_writes_files_that_read_back(make_napari_viewer, tcga_path
     assert root.tag == f"{SVG}svg"
     assert root.find(f".//{SVG}image") is not None
     prob = predicted.probs[predicted.pred]
-    assert f"{predicted.slide_id}: {predicted.pred} (p = {prob:.2f})" in texts
-    assert "node_importance (x10)" in texts
+    assert any(t.startswith(f"{predicted.slide_id}: {predicted.pred} (p = {prob:.2f})")
+               for t in texts), texts
+    assert any(t.startswith(f"{SCORES['node_importance'].display_name} (x10)")
+               for t in texts), texts
     assert any(t.endswith("µm (assumed scale)") for t in texts), texts
     bar = root.find(f".//{SVG}g[@id='scalebar']")
     assert bar is not None and bar.find(f"{SVG}path") is not None

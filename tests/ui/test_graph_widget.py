@@ -18,16 +18,19 @@ def _dock(viewer):
 def test_build_graph_shows_it_in_um(make_napari_viewer, qtbot, tmp_path, notes, tcga_path,
                                     tcga_graph):
     viewer = make_napari_viewer(show=True)
-    viewer.window._qt_window.resize(1500, 950)
+    viewer.window.resize(1500, 950)
     w = _dock(viewer)
     assert not w.run()  # no slide
     assert notes[-1][0] == "show_warning" and "No slide selected" in notes[-1][1]
     image = open_slide(viewer, tcga_path)
     assert not w.run()  # no scale: names the Slide widget's field
     assert "'Pixel size' field of the Slide widget" in notes[-1][1]
+    assert "scale unknown" in w.slide_label.text()
     slide = slide_of_layer(image)
     slide.set_mpp(1.0)
-    apply_slide_scale(viewer, slide)
+    apply_slide_scale(viewer, slide)  # what the Slide widget's Set scale does
+    # The Graph tab follows at once: the scale, marked as stated rather than read.
+    assert "1 µm/px, assumed" in w.slide_label.text(), w.slide_label.text()
 
     w.features_dir.setText(str(tmp_path / "feats"))
     w.extractor.setCurrentText("handcrafted")
@@ -41,26 +44,44 @@ def test_build_graph_shows_it_in_um(make_napari_viewer, qtbot, tmp_path, notes, 
     assert (tmp_path / "feats" / f"{slide.slide_id}.h5").is_file()
 
     _, tiling = tcga_graph
-    names = [ly.name.split(" ", 1)[1] for ly in w.layers]
-    assert names == ["thumbnail nodes", "x5 nodes", "x10 nodes", "scale edges",
-                     "spatial edges"]
-    thumb, regions, patches = w.layers[:3]
-    assert len(thumb.data) == 1 and thumb.features["level"][0] == "thumbnail"
-    assert len(patches.data) == len(tiling.levels["x10"]) == 37
-    assert len(regions.data) == len(tiling.levels["x5"])
+    names = [ly.name.split(" · ")[0] for ly in w.layers]
+    assert names == ["patch grid", "graph edges", "graph nodes"]
+    nodes = w.layers[2]
+    level = nodes.features["level"].to_numpy()
+    assert (level == "thumbnail").sum() == 1
+    assert (level == "x10").sum() == len(tiling.levels["x10"]) == 37
+    assert (level == "x5").sum() == len(tiling.levels["x5"])
     for layer in w.layers:
-        np.testing.assert_allclose(layer.scale, (1.0, 1.0))
         assert tuple(layer.units) == ("um", "um") or str(layer.units[0]) in ("micrometer", "um")
-    tf = patches.features["tissue_fraction"].to_numpy()
+    np.testing.assert_allclose(nodes.scale, (1.0, 1.0))
+    tf = nodes.features["tissue_fraction"].to_numpy()[level == "x10"]
     assert tf.min() > 0.25 and tf.max() <= 1.0
     # the tissue fractions are the tiler's own
     np.testing.assert_allclose(np.sort(tf), np.sort(tiling.levels["x10"].tissue), atol=0.05)
-    np.testing.assert_allclose(patches.size, tiling.levels["x10"].size0)
     assert "37 patches" in w.status.text()
+    # The tissue past the last whole tile (right and bottom strips) is marked, not blank.
+    strip = viewer.layers[f"tissue not scored (slide edge) · {slide.slide_id}"]
+    ds = float(strip.scale[0])  # µm per strip pixel at 1 µm/px = level-0 px per pixel
+    marked = np.argwhere(strip.data[..., 3] > 0)
+    assert len(marked) > 100
+    size = tiling.levels["x10"].size0
+    beyond_x = (marked[:, 1] + 0.5) * ds >= (4443 // size) * size
+    beyond_y = (marked[:, 0] + 0.5) * ds >= (3567 // size) * size
+    assert (beyond_x | beyond_y).all() and beyond_x.any() and beyond_y.any()
+    # The legend names every mark; the check boxes switch the parts.
+    for word in ("x10 patch", "x5 region", "whole-slide", "spatial edge", "scale edge"):
+        assert word in w.legend.text()
+    w.parts["x5"].setChecked(False)
+    assert not nodes.shown[level == "x5"].any() and nodes.shown[level == "x10"].all()
+    w.parts["x5"].setChecked(True)
+    assert nodes.shown.all()
+    w.parts["grid"].setChecked(False)
+    assert not w.layers[0].visible
+    w.parts["grid"].setChecked(True)
 
     # Screenshot of the widget in use, zoomed on the tissue.
     viewer.reset_view()
-    viewer.scene.camera.center = tuple(np.asarray(patches.data).mean(0))
+    viewer.scene.camera.center = tuple(np.asarray(nodes.data).mean(0))
     qtbot.wait(200)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     save_screenshot(viewer, SCREENSHOTS / "graph_widget.png")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from napari_higt.explain.inspect import node_summary
+from napari_higt.explain.registry import SCORES
 from napari_higt.ui.app import save_screenshot
 from napari_higt.ui.inference_widget import InferenceWidget
 from napari_higt.ui.inspector_widget import InspectorWidget
@@ -59,19 +60,24 @@ def test_run_paints_scores_and_inspector_follows_clicks(tcga_viewer, qtbot, smal
     assert w.result.pred in ("normal", "tumour")
     assert sum(w.result.probs.values()) == pytest.approx(1.0, abs=1e-4)
     assert w.result.pred in w.prediction.text()
+    # the model card (this test checkpoint has none) and the assumed-scale warning
+    assert "unknown provenance" in w.prediction.text() and "unknown provenance" in w.card.text()
+    assert "WARNING" in w.prediction.text() and "stated, not read from the file" in \
+        w.prediction.text()
     names = [l.name for l in viewer.layers]
-    for expect in ("node_importance x10", "node_importance x5", "bi_region_to_patch x10",
-                   "bi_patch_to_region x5"):
-        assert any(n.endswith(expect) for n in names), names
-    imp = next(l for l in viewer.layers if l.name.endswith("node_importance x10"))
+    imp_name, r2p_name, p2r_name = (SCORES[k].display_name for k in (
+        "node_importance", "bi_region_to_patch", "bi_patch_to_region"))
+    for expect in (f"{imp_name} x10", f"{imp_name} x5", f"{r2p_name} x10"):
+        assert any(expect in n for n in names), names
+    # one HIViT block is the last: no patch -> region messages, so no such map (not zeros)
+    assert not any(p2r_name in n for n in names) and "bi_patch_to_region" not in w.result.scores
+    imp = next(l for l in viewer.layers if f"{imp_name} x10" in l.name)
     np.testing.assert_allclose(imp.scale, (128.0, 128.0))  # 512 px tiles / 4 px per tile, µm
     vals = imp.data[np.isfinite(imp.data)]
-    assert vals.size and 0 <= vals.min() and vals.max() <= 1.0
+    assert vals.size and vals.min() == 0 and vals.max() == 100  # percentiles in the slide
     assert imp.visible and imp.colorbar.visible
-    bi = next(l for l in viewer.layers if l.name.endswith("bi_region_to_patch x10"))
-    lo, hi = bi.contrast_limits
-    assert lo == pytest.approx(-hi)
-    assert bi.colormap.name == "PiYG"
+    bi = next(l for l in viewer.layers if f"{r2p_name} x10" in l.name)
+    assert tuple(bi.contrast_limits) == (-100, 100)  # signed: 0 = no effect
 
     # Screenshot of the workbench with attention painted (README).
     viewer.reset_view()
@@ -91,7 +97,10 @@ def test_run_paints_scores_and_inspector_follows_clicks(tcga_viewer, qtbot, smal
 
     insp._on_click(viewer, SimpleNamespace(type="mouse_press", modifiers=(), position=world))
     assert insp.node == patch
-    assert f"node {patch}" in insp.info.text()
+    assert f"x10 node {patch} at" in insp.info.text()
+    assert "percentile within this slide&#x27;s x10 patches" in insp.info.text() or \
+        "percentile within this slide's x10 patches" in insp.info.text()
+    assert f"{r2p_name}: " in insp.info.text() and "signed percentile" in insp.info.text()
     sel = viewer.layers[f"{slide_of_layer(layer).slide_id} selection"]
     np.testing.assert_allclose(sel.data[-1], (g.coords[patch] + 256)[::-1])
     summary = node_summary(result, patch, k=3)
@@ -213,7 +222,7 @@ def test_features_computed_earlier_need_no_model_file(tcga_viewer, qtbot, small_
     assert any("used the hmgdm features already in" in m for _, m in notes), notes
     # Another slide file under the same name would not match: the file is required again.
     with h5py.File(feats, "r+") as h5:
-        h5.attrs["source_hash"] = "something else"
+        h5.attrs["source_hash"] = h5.attrs["content_hash"] = "something else"
     assert not w.run() and "'hmgdm' features" in notes[-1][1]
 
 

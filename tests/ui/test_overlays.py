@@ -1,35 +1,51 @@
-"""The hierarchical graph drawn over a real slide."""
+"""The hierarchical graph drawn over a real slide: layer data, placement, screen-pixel widths."""
 
 import numpy as np
+import pytest
 
 from napari_higt.graph.layout import edge_segments, node_centres
 from napari_higt.slide import Slide
-from napari_higt.ui.overlays import add_graph_overlay, graph_layer_data
+from napari_higt.ui.overlays import add_graph_overlay, graph_layer_data, set_graph_part
+
+
+def _part(layer):
+    return layer.name.split(" · ")[0]
 
 
 def test_layer_data_match_graph(tcga_path, tcga_graph):
     graph, tiling = tcga_graph
     with Slide(tcga_path, mpp=1.0) as s:
         data = graph_layer_data(graph, s)
-    kinds = [(kw["name"].split(" ", 1)[1], kind) for _, kw, kind in data]
-    assert kinds == [("thumbnail nodes", "points"), ("x5 nodes", "points"),
-                     ("x10 nodes", "points"), ("scale edges", "vectors"),
-                     ("spatial edges", "vectors")]
+    kinds = [(kw["name"].split(" · ")[0], kind) for _, kw, kind in data]
+    assert kinds == [("patch grid", "image"), ("graph edges", "vectors"),
+                     ("graph nodes", "points")]
     counts = graph.counts()
-    assert [len(d[0]) for d in data[:3]] == [counts["thumbnail"], counts["x5"], counts["x10"]]
-    # The thumbnail node: one marker at the slide centre, a region wide, grey.
-    pts, kw, _ = data[0]
-    np.testing.assert_allclose(pts, [[3567 / 2, 4443 / 2]])
-    assert kw["size"] == tiling.levels["x5"].size0 and kw["border_color"] == "#9e9e9e"
-    assert list(kw["features"]["level"]) == ["thumbnail"]
-    # Patches are squares of their tile size, centred on the tile: (row, col) order.
-    pts, kw, _ = data[2]
+    # The patch grid: one raster pixel per x10 tile, a checkerboard (0/1) where nodes are.
+    grid, kw, _ = data[0]
     size = tiling.levels["x10"].size0
-    np.testing.assert_allclose(kw["size"], size)
-    np.testing.assert_allclose(pts[0], tiling.levels["x10"].coords[0][::-1] + size / 2)
-    # Each undirected spatial edge once; segments join node centres.
-    n_spatial = int(((graph.edge_type == 0) & (graph.edge_index[0] < graph.edge_index[1])).sum())
-    assert len(data[4][0]) == n_spatial > 0
+    assert np.isfinite(grid).sum() == counts["x10"]
+    np.testing.assert_allclose(kw["scale"], (size, size))
+    gx, gy = (tiling.levels["x10"].coords // size).T.astype(int)
+    np.testing.assert_array_equal(grid[gy, gx], (gx + gy) % 2)
+    # Nodes: x5, x10 then the whole-slide star, at tile centres in (row, col) order.
+    pts, kw, _ = data[2]
+    assert len(pts) == graph.num_nodes
+    levels = list(kw["features"]["level"])
+    assert levels == ["x5"] * counts["x5"] + ["x10"] * counts["x10"] + ["thumbnail"]
+    np.testing.assert_allclose(pts[-1], [3567 / 2, 4443 / 2])
+    assert kw["symbol"][-1] == "star" and kw["canvas_size_limits"] == (3, 10)
+    first10 = levels.index("x10")
+    np.testing.assert_allclose(pts[first10], tiling.levels["x10"].coords[0][::-1] + size / 2)
+    # A dot is a fraction of its tile: it never hides the patch it marks.
+    assert kw["size"][first10] < 0.25 * size
+    # Edges: each undirected spatial and scale edge once, from node centre to node centre.
+    vec, kw, _ = data[1]
+    undirected = graph.edge_index[0] < graph.edge_index[1]
+    no_thumb = (graph.level[graph.edge_index[0]] != 0) & (graph.level[graph.edge_index[1]] != 0)
+    n_spatial = int(((graph.edge_type == 0) & undirected).sum())
+    n_scale = int(((graph.edge_type == 1) & undirected & no_thumb).sum())
+    types = np.asarray(kw["features"]["type"])
+    assert (types == "spatial").sum() == n_spatial > 0 and (types == "scale").sum() == n_scale
     seg = edge_segments(graph, (4443, 3567))
     length = np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1)
     # 8-neighbours are one or sqrt(2) tile sides apart: x10 tiles, or x5 tiles (2x larger).
@@ -45,21 +61,74 @@ def test_overlay_in_viewer_in_um(make_napari_viewer, tcga_path, tcga_graph):
     slide = slide_of_layer(image)
     slide.set_mpp(1.0)
     layers = add_graph_overlay(viewer, graph, slide)
-    assert [ly.name.split(" ", 1)[1] for ly in layers[:3]] == [
-        "thumbnail nodes", "x5 nodes", "x10 nodes"]
-    for layer in layers:
-        np.testing.assert_allclose(layer.scale, (1.0, 1.0))
-    assert len(layers[0].data) == 1 and layers[0].features["node"][0] == 0
-    patches = layers[2]
-    assert list(patches.features["level"].unique()) == ["x10"]
-    assert patches.features["node"].min() > 0
+    assert [_part(ly) for ly in layers] == ["patch grid", "graph edges", "graph nodes"]
+    nodes = layers[2]
+    np.testing.assert_allclose(nodes.scale, (1.0, 1.0))
+    assert list(nodes.features["level"]).count("thumbnail") == 1
     # Same world position as the image: a patch centre lands on the slide's tissue.
-    c = node_centres(graph, slide.dimensions)[patches.features["node"][0]]
-    world = patches.data_to_world(patches.data[0])
-    np.testing.assert_allclose(world, c[::-1] * 1.0)
+    i = list(nodes.features["level"]).index("x10")
+    c = node_centres(graph, slide.dimensions)[nodes.features["node"][i]]
+    np.testing.assert_allclose(nodes.data_to_world(nodes.data[i]), c[::-1] * 1.0)
+    # Toggles: a level through the points' shown mask, an edge type through its colour.
+    set_graph_part(viewer, str(slide.path), "x5", False)
+    level = nodes.features["level"].to_numpy()
+    assert not nodes.shown[level == "x5"].any() and nodes.shown[level == "x10"].all()
+    set_graph_part(viewer, str(slide.path), "scale", False)
+    kind = layers[1].features["type"].to_numpy()
+    alpha = np.asarray(layers[1].edge_color)[:, 3]
+    assert (alpha[kind == "scale"] == 0).all() and (alpha[kind == "spatial"] > 0).all()
     # Re-adding replaces instead of duplicating.
     add_graph_overlay(viewer, graph, slide)
     assert len(viewer.layers) == 1 + len(layers)
+
+
+def _line_thickness(img: np.ndarray) -> float:
+    """Median run length, down the columns, of the bright pixels of horizontal lines."""
+    on = img[..., :3].max(axis=2) > 100
+    runs = []
+    for col in on.T[:: max(1, on.shape[1] // 60)]:
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], col.astype(int), [0]])))
+        runs += list(edges[1::2] - edges[::2])
+    return float(np.median(runs)) if runs else 0.0
+
+
+def test_edge_width_is_in_screen_pixels(make_napari_viewer, qtbot, tcga_path):
+    """At two zoom levels the graph's lines are as many screen pixels wide; a napari
+    Vectors layer of the same lines left alone (data units) is not."""
+    from napari_higt.graph import HierarchicalGraph
+    from napari_higt.ui.layers import camera, slide_of_layer
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1200, 900)
+    (image,) = viewer.open(str(tcga_path), plugin="napari-higt")
+    slide = slide_of_layer(image)
+    slide.set_mpp(1.0)
+    # One row of patches: its spatial edges are horizontal lines.
+    c10 = np.array([[x * 512, 1024] for x in range(4)])
+    graph = HierarchicalGraph.from_arrays({"x10": c10}, {"x10": np.ones((4, 2), np.float32)},
+                                          patch_size={"x10": 512, "x5": 1024})
+    layers = add_graph_overlay(viewer, graph, slide)
+    edges = layers[1]
+    for part in ("grid", "x10", "x5", "thumbnail", "scale"):
+        set_graph_part(viewer, str(slide.path), part, False)
+    image.visible = False
+    spatial = edges.features["type"].to_numpy() == "spatial"
+    viewer.reset_view()
+    fixed = viewer.add_vectors(edges.data[spatial], vector_style="line", edge_color="white",
+                               edge_width=2.0 / camera(viewer).zoom, visible=False)
+    widths = {}
+    for zoom in (1.0, 3.0):
+        viewer.reset_view()
+        camera(viewer).center = (1024 + 256, 1024)
+        camera(viewer).zoom = camera(viewer).zoom * zoom
+        for layer, key in ((edges, "graph"), (fixed, "data units")):
+            edges.visible, fixed.visible = layer is edges, layer is fixed
+            qtbot.wait(100)
+            widths[(key, zoom)] = _line_thickness(viewer.screenshot(canvas_only=True,
+                                                                    flash=False))
+    assert widths[("graph", 1.0)] >= 1
+    assert abs(widths[("graph", 3.0)] - widths[("graph", 1.0)]) <= 1, widths
+    assert widths[("data units", 3.0)] >= widths[("data units", 1.0)] + 2, widths
 
 
 def test_rerun_updates_score_layers_in_place(make_napari_viewer, tcga_path, tcga_graph):
@@ -84,3 +153,57 @@ def test_rerun_updates_score_layers_in_place(make_napari_viewer, tcga_path, tcga
     assert again[1].visible and again[0].opacity == 0.9
     expect = score_maps(graph, {"node_importance": imp}, dims)[1].raster.values
     np.testing.assert_array_equal(again[1].data, expect)
+
+
+@pytest.fixture
+def cmu_viewer(make_napari_viewer, cmu1_path):
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1200, 900)
+    (image,) = viewer.open(str(cmu1_path), plugin="napari-higt")
+    return viewer, image
+
+
+def test_heatmap_reads_over_tissue(cmu_viewer, qtbot):
+    """On real H&E: the highest-score tile's colour is far from its tissue's, the lowest
+    keeps its tissue visible, and both show on the canvas as the figure paints them."""
+    from napari_higt.explain.colours import score_rgba
+    from napari_higt.explain.maps import score_maps
+    from napari_higt.graph import HierarchicalGraph
+    from napari_higt.ui.heatmaps import add_score_maps
+    from napari_higt.ui.layers import camera, slide_of_layer
+
+    viewer, image = cmu_viewer
+    slide = slide_of_layer(image)
+    # A 3 x 3 block of 400 px tiles over the tissue of CMU-1, scores rising across it.
+    tile = 400
+    c10 = np.array([[600 + x * tile, 1400 + y * tile] for y in range(3) for x in range(3)])
+    graph = HierarchicalGraph.from_arrays({"x10": c10}, {"x10": np.ones((9, 2), np.float32)},
+                                          patch_size={"x10": tile, "x5": 2 * tile})
+    scores = np.full(graph.num_nodes, np.nan)
+    patches = np.flatnonzero(graph.level == 2)
+    scores[patches] = np.linspace(0.0, 1.0, len(patches))
+    maps = [m for m in score_maps(graph, {"node_importance": scores}, slide.dimensions)
+            if m.level == "x10"]
+    (layer,) = add_score_maps(viewer, maps, slide)
+    ux = slide.mpp[0]
+    colour = {}
+    for which, node in (("high", patches[-1]), ("low", patches[0])):
+        x, y = graph.coords[node] + tile / 2
+        viewer.reset_view()
+        camera(viewer).center = (y * ux, x * ux)
+        camera(viewer).zoom = 3 * camera(viewer).zoom
+        for shown in (True, False):
+            layer.visible = shown
+            qtbot.wait(100)
+            img = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(float)
+            h, w = img.shape[:2]
+            colour[(which, shown)] = img[h // 2 - 20:h // 2 + 20, w // 2 - 20:w // 2 + 20]
+    dist = {k: float(np.linalg.norm(colour[(k, True)] - colour[(k, False)], axis=-1).mean())
+            for k in ("high", "low")}
+    assert dist["high"] > 80, dist  # clearly coloured
+    assert dist["low"] < 20, dist  # the tissue shows through
+    # The canvas paints what the figure's RGBA says: the high tile's expected blend.
+    rgba = score_rgba(np.array([100.0]), maps[0].clim, maps[0].colormap)[0] / 255.0
+    tissue = colour[("high", False)].mean((0, 1))
+    expect = rgba[3] * 255 * rgba[:3] + (1 - rgba[3]) * tissue
+    np.testing.assert_allclose(colour[("high", True)].mean((0, 1)), expect, atol=25)

@@ -3,20 +3,24 @@
 A figure shows a slide region (or the whole slide), the heatmap blended at a chosen
 opacity, a scale bar in µm (or px when the slide's scale is unknown, and marked *assumed*
 when it was stated rather than read from the file), a colour bar named after the score,
-an optional title (the prediction) and optional node markers.
+an optional title (the prediction) with notes and warnings under it, a caption under the
+slide (what the colours mean) and optional node markers.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from napari_higt.explain.colours import colormap_table, score_rgba
 from napari_higt.explain.rasters import ScoreRaster
-from napari_higt.io import atomic_path
+from napari_higt.explain.registry import SEQUENTIAL_CMAP
+from napari_higt.io import atomic_write_via
 
 __all__ = ["FigureSpec", "annotated_figure", "save_figure", "slide_figure", "nice_length"]
 
@@ -45,9 +49,10 @@ class FigureSpec:
     score_name : str
         Label of the colour bar.
     cmap : str
-        Matplotlib colormap of the heatmap (a diverging one for signed BI scores).
+        Colormap of the heatmap: an `explain.colours` map (a diverging one for signed
+        scores) or a matplotlib name; its opacity rises with the score, as in the viewer.
     opacity : float
-        Heatmap opacity in [0, 1].
+        Scales the colormap's opacity ramp, in [0, 1] (1 = as the viewer shows it).
     clim : (float, float), optional
         Colour limits; the data range when None.
     mpp : (float, float), optional
@@ -56,12 +61,18 @@ class FigureSpec:
         The scale was stated, not read from the file: the scale bar says so.
     markers : (M, 2) array, optional
         Level-0 (x, y) points to mark (e.g. node centres).
+    notes : lines under the title (e.g. the model card's headline).
+    warnings : lines under those, marked as warnings and drawn in red (e.g. out of domain).
+    caption : text under the slide (e.g. what high and low values of the map mean).
     """
 
     title: str = ""
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    caption: str = ""
     score_name: str = "score"
-    cmap: str = "inferno"
-    opacity: float = 0.5
+    cmap: str = SEQUENTIAL_CMAP
+    opacity: float = 1.0
     clim: tuple[float, float] | None = None
     mpp: tuple[float, float] | None = None
     mpp_assumed: bool = False
@@ -107,25 +118,40 @@ def annotated_figure(
         ds = raster.downsample
         cx0, cy0 = max(0, int(x0 // ds)), max(0, int(y0 // ds))
         cx1, cy1 = min(w, int(math.ceil(x1 / ds))), min(h, int(math.ceil(y1 / ds)))
-        crop = np.ma.masked_invalid(raster.values[cy0:cy1, cx0:cx1])
         clim = spec.clim or raster.finite_range
-        im = ax.imshow(crop, extent=(cx0 * ds, cx1 * ds, cy1 * ds, cy0 * ds), cmap=spec.cmap,
-                       alpha=float(np.clip(spec.opacity, 0, 1)), vmin=clim[0], vmax=clim[1],
-                       interpolation="nearest")
-        # The colour bar shows the colours at full strength so values stay readable.
-        sm = im.figure.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
-        sm.solids.set_alpha(1.0)
-        sm.set_label(spec.score_name)
+        # The viewer's colours and opacity ramp (`explain.colours`), painted as RGBA.
+        rgba = score_rgba(raster.values[cy0:cy1, cx0:cx1], clim, spec.cmap, spec.opacity)
+        ax.imshow(rgba, extent=(cx0 * ds, cx1 * ds, cy1 * ds, cy0 * ds),
+                  interpolation="nearest")
+        _colour_bar(fig, ax, spec, clim)
     if spec.markers is not None and len(spec.markers):
         m = np.asarray(spec.markers, dtype=float).reshape(-1, 2)
         ax.scatter(m[:, 0], m[:, 1], s=12, facecolors="none", edgecolors="cyan", linewidths=0.8)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y1, y0)
     ax.set_axis_off()
-    if spec.title:
-        ax.set_title(spec.title)
+    heading = [spec.title] if spec.title else []
+    heading += [textwrap.fill(t, 90) for t in spec.notes]
+    heading += [textwrap.fill(f"WARNING: {t}", 90) for t in spec.warnings]
+    if heading:
+        ax.set_title("\n".join(heading), fontsize=10 if len(heading) > 1 else None,
+                     color="firebrick" if spec.warnings else "black")
+    if spec.caption:
+        fig.supxlabel(textwrap.fill(spec.caption, 110), fontsize=8)
     _scale_bar(ax, (x0, y0, x1, y1), spec.mpp, spec.mpp_assumed)
     return fig
+
+
+def _colour_bar(fig, ax, spec: FigureSpec, clim: tuple[float, float]) -> None:
+    """The colour bar of the heatmap: the same table, its ramp seen over white."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import ListedColormap, Normalize
+
+    table = colormap_table(spec.cmap)
+    table[:, 3] *= float(np.clip(spec.opacity, 0, 1))
+    bar = fig.colorbar(ScalarMappable(Normalize(*clim), ListedColormap(table)), ax=ax,
+                       shrink=0.8, pad=0.02)
+    bar.set_label(spec.score_name)
 
 
 def _scale_bar(ax, extent, mpp, assumed: bool) -> None:
@@ -159,9 +185,9 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
         raise ValueError(f"figure format must be one of {FIGURE_FORMATS}, not {path.suffix!r}")
     if dpi < 10 or dpi > 2400:
         raise ValueError(f"dpi must be between 10 and 2400, got {dpi}")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix[1:].lower())
-    return path
+    return atomic_write_via(path, lambda fh: fig.savefig(fh, dpi=dpi,
+                                                        format=path.suffix[1:].lower()),
+                            f"figure {path.name}")
 
 
 def slide_figure(

@@ -26,7 +26,7 @@ import numpy as np
 from napari_higt.errors import FeatureError
 
 __all__ = ["BAG_SUFFIXES", "COORDINATE_FORMATS", "BagError", "Bag", "BagFolder", "read_bag",
-           "bag_files", "read_bag_folder"]
+           "bag_files", "coordinate_free_files", "read_bag_folder"]
 
 BAG_SUFFIXES = (".pt", ".h5")
 #: The feature files that carry patch coordinates (what graph models need).
@@ -206,3 +206,22 @@ def read_bag_folder(folder: str | os.PathLike,
         bad.append(str(BagError(b.path, f"has {b.features.shape[1]} features per instance, "
                                         f"the other files {dim}; use files of one extractor")))
     return BagFolder(good, bad, dim)
+
+
+def _has_coords(path: Path) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return "coords" in f or ("x10" in f and "coords" in f["x10"])
+    except OSError:
+        return True  # unreadable: the graph reader names it with its own message
+
+
+def coordinate_free_files(features_dir: str | os.PathLike,
+                          slide_ids: list[str] | None = None) -> list[str]:
+    """Names of the bag files (of ``slide_ids``, default all) that carry no coordinates."""
+    files = bag_files(features_dir)
+    ids = files if slide_ids is None else [s for s in slide_ids if s in files]
+    return [p.name for s in ids for p in files[s]
+            if p.suffix.lower() == ".pt" or not _has_coords(p)]

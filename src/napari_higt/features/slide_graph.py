@@ -20,6 +20,7 @@ class GraphBuild:
     result: Any  # napari_higt.features.pipeline.PreprocessResult
     graph: Any  # napari_higt.graph.HierarchicalGraph
     tissue_fraction: np.ndarray  # (N,) per node, in graph node order
+    mask: Any = None  # the slide's TissueMask the fractions were measured on
 
 
 def build_slide_graph(slide_path: str | os.PathLike, out_dir: str | os.PathLike,
@@ -42,7 +43,9 @@ def build_slide_graph(slide_path: str | os.PathLike, out_dir: str | os.PathLike,
     from napari_higt.features.pipeline import run_slide
     from napari_higt.features.store import read_graph
     from napari_higt.graph.layout import node_tissue_fraction
+    from napari_higt.levels import PATCH
     from napari_higt.slide import Slide
+    from napari_higt.slide.tissue import mask_size_for, tissue_mask
 
     res = run_slide(slide_path, out_dir, extractor, mpp=mpp, extractor_config=extractor_config,
                     tissue_threshold=tissue_threshold, overwrite=overwrite, progress=progress,
@@ -51,5 +54,5 @@ def build_slide_graph(slide_path: str | os.PathLike, out_dir: str | os.PathLike,
         raise Cancelled("cancelled")
     graph = read_graph(res.path)
     with Slide(slide_path, mpp=mpp) as s:
-        tf = node_tissue_fraction(s, graph)
-    return GraphBuild(res, graph, tf)
+        mask = tissue_mask(s, max_size=mask_size_for(s.dimensions, graph.patch_size[PATCH]))
+    return GraphBuild(res, graph, node_tissue_fraction(None, graph, mask), mask)

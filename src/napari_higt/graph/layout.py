@@ -50,11 +50,14 @@ def level_names(graph: HierarchicalGraph) -> np.ndarray:
     return np.asarray(LEVELS)[graph.level]
 
 
-def node_tissue_fraction(slide, graph) -> np.ndarray:
-    """(N,) tissue fraction of every node's tile, on the same mask the pipeline uses."""
+def node_tissue_fraction(slide, graph, mask=None) -> np.ndarray:
+    """(N,) tissue fraction of every node's tile, on the same mask the pipeline uses
+    (``mask``, a `TissueMask`, when the caller has it already; ``slide`` is then unused)."""
     from napari_higt.slide.tissue import mask_size_for, tissue_mask
 
-    mask = tissue_mask(slide, max_size=mask_size_for(slide.dimensions, graph.patch_size[PATCH]))
+    if mask is None:
+        mask = tissue_mask(slide,
+                           max_size=mask_size_for(slide.dimensions, graph.patch_size[PATCH]))
     out = np.empty(graph.num_nodes, np.float64)
     out[graph.level == LEVEL_IDS[THUMBNAIL]] = mask.fraction
     for lid, name in ((LEVEL_IDS[REGION], REGION), (LEVEL_IDS[PATCH], PATCH)):

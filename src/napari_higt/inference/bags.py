@@ -23,7 +23,7 @@ __all__ = ["is_bag_file", "predict_bags"]
 def is_bag_file(path: str | os.PathLike) -> bool:
     """True for a feature file without coordinates: a ``.pt`` bag or an ``.h5`` holding a
     root ``features`` dataset and no ``coords``."""
-    from napari_higt.training.sources import coordinate_free_files
+    from napari_higt.features.bags import coordinate_free_files
 
     p = Path(path)
     if p.suffix.lower() == ".pt":

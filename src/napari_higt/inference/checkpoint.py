@@ -7,6 +7,9 @@ File content (``torch.save`` of a dict of plain types, so it loads with
     state_dict: model weights (CPU tensors)
     config: {"model": resolved build_model config, "class_names": [...],
              "extractor": name or None, "in_dim": int, "train": {...training settings}}
+    card: the model card (`inference.card`: task, data, labels, scale, validation,
+          demonstration flag, out-of-domain threshold); absent in older files, which load
+          with an "unknown provenance" card
     state (training checkpoints only): epoch, optimiser, scaler, best epoch/AUC, history
 
 Writes are atomic (temporary file + rename): an interrupted run never leaves half a file.
@@ -22,7 +25,7 @@ from typing import Any
 from napari_higt.errors import CheckpointError
 
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "model_from_checkpoint",
-           "config_differences"]
+           "config_differences", "write_card"]
 
 FORMAT = "napari-higt-classifier"
 VERSION = 1
@@ -36,24 +39,41 @@ def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, Any], config: dict[str, Any],
-                    state: dict[str, Any] | None = None) -> Path:
-    """Write a checkpoint atomically and return its path."""
+                    state: dict[str, Any] | None = None,
+                    card: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint atomically and return its path (``card``: a JSON-able model card,
+    `inference.card.ModelCard.to_dict`).
+
+    Raises
+    ------
+    CheckpointError
+        A weight is NaN or infinite (training diverged): nothing is written, so no later
+        prediction can come from such weights.
+    StorageError
+        Full disk or read-only folder (one line naming the folder; nothing is written).
+    """
     import torch
 
-    from napari_higt.io import atomic_path
+    from napari_higt.io import save_torch
 
+    bad = [k for k, v in state_dict.items()
+           if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(
+            f"not writing {path}: the weights hold NaN or infinite values ({bad[0]}"
+            + (f" and {len(bad) - 1} more" if len(bad) > 1 else "") + "); training diverged, "
+            "try a lower --lr or check the features for extreme values")
     payload: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
         "config": _jsonable(config),
     }
+    if card is not None:
+        payload["card"] = _jsonable(card)
     if state is not None:
         payload["state"] = state
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return path
+    return save_torch(path, payload, f"checkpoint {Path(path).name}")
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -64,30 +84,66 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     CheckpointError
         Missing or unreadable file, or not a napari-higt classifier checkpoint.
     """
-    import torch
+    from napari_higt.io import load_torch
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # pickle errors, truncated zip, foreign objects
-        raise CheckpointError(
-            f"{path} cannot be read as a napari-higt checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''})"
-        ) from None
+    ckpt = load_torch(path, "classifier checkpoint", map_location,
+                      hint="make one with `napari-higt train`")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is not a napari-higt classifier checkpoint (made by `napari-higt train`); "
             "an H-MGDM encoder checkpoint goes to `preprocess --extractor hmgdm` instead"
         )
-    if int(ckpt.get("version", 0)) > VERSION:
+    version = ckpt.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(f"{path}: checkpoint version {version!r} is not a number; the "
+                              "file was not written by napari-higt or was edited")
+    if version > VERSION:
         raise CheckpointError(f"{path} was written by a newer napari-higt (checkpoint version "
-                              f"{ckpt.get('version')}); upgrade napari-higt")
+                              f"{version}); upgrade napari-higt")
     for key in ("state_dict", "config"):
-        if key not in ckpt:
+        if not isinstance(ckpt.get(key), dict):
             raise CheckpointError(f"{path} lacks '{key}'; the file is incomplete")
+    _check_config(path, ckpt["config"])
+    from napari_higt.inference.card import ModelCard
+
+    if ckpt.get("card") is not None and not isinstance(ckpt["card"], dict):
+        raise CheckpointError(f"{path}: the checkpoint's model card is not a mapping; the "
+                              "file was edited")
+    ckpt["card"] = ModelCard.from_dict(ckpt.get("card"), ckpt["config"]).to_dict()
     return ckpt
+
+
+def write_card(path: str | os.PathLike, card: dict[str, Any]) -> Path:
+    """Replace the model card of the checkpoint at ``path`` (weights untouched), atomically.
+
+    Raises
+    ------
+    CheckpointError
+        ``path`` is not a readable classifier checkpoint.
+    """
+    from napari_higt.io import load_torch, save_torch
+
+    load_checkpoint(path)  # refuses anything that is not a classifier checkpoint
+    raw = load_torch(Path(path), "napari-higt classifier checkpoint")
+    raw["card"] = _jsonable(card)
+    return save_torch(path, raw, f"checkpoint {Path(path).name}")
+
+
+def _check_config(path: Path, cfg: dict[str, Any]) -> None:
+    """The keys every reader of a classifier checkpoint relies on, present and consistent."""
+    names = cfg.get("class_names")
+    if (not isinstance(names, list) or len(names) < 2
+            or not all(isinstance(c, (str, int, float)) for c in names)):
+        raise CheckpointError(f"{path}: the checkpoint's config has no list of class names "
+                              f"(got {names!r}); the file is incomplete or was edited")
+    if not isinstance(cfg.get("model"), dict):
+        raise CheckpointError(f"{path}: the checkpoint's config has no model settings")
+    n_out = cfg["model"].get("n_classes")
+    if n_out is not None and n_out != len(names):
+        raise CheckpointError(
+            f"{path}: the model has {n_out} outputs but the checkpoint names {len(names)} "
+            f"classes ({', '.join(map(str, names))}); the file is inconsistent")
 
 
 def model_from_checkpoint(ckpt: dict[str, Any] | str | os.PathLike, map_location: Any = "cpu"):
@@ -101,14 +157,33 @@ def model_from_checkpoint(ckpt: dict[str, Any] | str | os.PathLike, map_location
         model = build_model(dict(cfg["model"]))
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"the checkpoint's model config cannot be built here: {exc}") from None
-    try:
-        model.load_state_dict(ckpt["state_dict"], strict=True)
-    except RuntimeError as exc:
+    problem = _state_dict_mismatch(model.state_dict(), ckpt["state_dict"])
+    if problem:
         raise CheckpointError(
             "the checkpoint's weights do not fit its model config (was it written by another "
-            f"version of napari-higt?): {str(exc).splitlines()[0]}"
-        ) from None
+            f"version of napari-higt?): {problem}")
+    model.load_state_dict(ckpt["state_dict"], strict=True)
     return model.eval()
+
+
+def _state_dict_mismatch(want: dict[str, Any], got: dict[str, Any]) -> str:
+    """One line saying how ``got`` differs from ``want`` (empty when it fits)."""
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+    parts = []
+    missing = [k for k in want if k not in got]
+    extra = [k for k in got if k not in want]
+    shapes = [f"{k} {tuple(got[k].shape)} for {tuple(want[k].shape)}" for k in want
+              if k in got and hasattr(got[k], "shape") and tuple(got[k].shape)
+              != tuple(want[k].shape)]
+    if missing:
+        parts.append(f"{len(missing)} weight(s) missing ({some(missing)})")
+    if extra:
+        parts.append(f"{len(extra)} unexpected ({some(extra)})")
+    if shapes:
+        parts.append(f"{len(shapes)} of another shape than the config gives ({some(shapes)})")
+    return "; ".join(parts)
 
 
 def config_differences(saved: Any, current: Any, prefix: str = "") -> list[str]:

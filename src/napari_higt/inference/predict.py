@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from napari_higt.errors import CheckpointError, FeatureError
-from napari_higt.explain.reduce import node_scores
+from napari_higt.errors import CheckpointError, FeatureError, UserFacingError
+from napari_higt.explain.reduce import explain_forward
 
-__all__ = ["Prediction", "predict_slides", "predictions_csv_text", "write_predictions_csv"]
+__all__ = ["Prediction", "predict_slides", "predictions_csv_text", "write_predictions_csv",
+           "write_prediction_scores"]
 
 
 @dataclass
@@ -37,6 +38,12 @@ class Prediction:
     num_nodes: int = 0
     scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     graph: Any = field(default=None, repr=False)
+    reductions: dict[str, str] = field(default_factory=dict, repr=False)
+    #: The checkpoint's model card (`inference.card.ModelCard`), shown with the prediction.
+    card: Any = field(default=None, repr=False)
+    #: Out-of-domain warnings (`inference.domain`): assumed scale, features off the range.
+    warnings: list[str] = field(default_factory=list)
+    feature_distance: float | None = None
 
 
 def _read_slide_graph(path: Path, extractor: str | None, in_dim: int, source: str) -> Any:
@@ -61,6 +68,7 @@ def predict_slides(
     progress: Callable[[int, int], Any] | None = None,
     cancel: Callable[[], bool] | None = None,
     source: str | None = None,
+    on_error: Callable[[Path, UserFacingError], Any] | None = None,
 ) -> list[Prediction]:
     """Predict every feature file with the checkpoint's model.
 
@@ -74,25 +82,37 @@ def predict_slides(
     cancel : ``cancel() -> bool`` polled before each slide; the slides done so far are
         returned
     source : name of the checkpoint recorded in ``explain/`` (default: its path)
+    on_error : ``on_error(path, error)`` for a file that cannot be predicted (unreadable,
+        NaN features, another extractor ...); the other files go on. Without it the first
+        such error is raised.
 
     Raises
     ------
     CheckpointError
         Unreadable checkpoint, or features from another extractor / of another width than
         the checkpoint was trained on (the message says which).
+    FeatureError
+        An unreadable or invalid feature file, or a model output that is not finite (no
+        prediction is made from it).
     """
     import torch
 
     from napari_higt.devices import resolve_device
-    from napari_higt.explain.store import write_node_scores
+    from napari_higt.features.store import FeatureStore
+    from napari_higt.inference.card import model_card
     from napari_higt.inference.checkpoint import load_checkpoint, model_from_checkpoint
+    from napari_higt.inference.domain import domain_warnings
 
     dev = resolve_device(device)
     ck = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
-    model = model_from_checkpoint(ck).to(dev)
+    try:
+        model = model_from_checkpoint(ck).to(dev)
+    except CheckpointError as exc:  # name the file: the model's own message cannot
+        raise CheckpointError(f"{source or checkpoint}: {exc}") from None
     cfg = ck["config"]
     classes = [str(c) for c in cfg["class_names"]]
     in_dim = int(cfg.get("in_dim") or cfg["model"]["in_dim"])
+    card = model_card(ck)
     src = source or (str(checkpoint) if not isinstance(checkpoint, dict) else "<in memory>")
     out: list[Prediction] = []
     total = len(feature_paths)
@@ -100,27 +120,54 @@ def predict_slides(
         if cancel is not None and cancel():
             break
         p = Path(p)
-        graph = _read_slide_graph(p, cfg.get("extractor"), in_dim, src)
-        with torch.no_grad():
-            o = model(graph.to_pyg().to(dev))
-        prob = torch.softmax(o.logits.float(), -1)[0].cpu().numpy()
-        i = int(prob.argmax())
-        scores, how = node_scores(o)
-        pred = Prediction(graph.slide_id or p.stem, classes[i], i,
-                          {c: float(v) for c, v in zip(classes, prob)}, str(p),
-                          int(graph.num_nodes), scores, graph)
-        if write_scores:
-            write_node_scores(
-                p, scores,
-                attrs={"checkpoint": src, "model": cfg["model"].get("model", "higt"),
-                       "class_names": classes, "pred": classes[i],
-                       "probs": pred.probs, "num_nodes": int(graph.num_nodes),
-                       "reductions": how},
-                level=graph.level, coords=graph.coords)
-        out.append(pred)
+        try:
+            graph = _read_slide_graph(p, cfg.get("extractor"), in_dim, src)
+            o, scores, how = explain_forward(model, graph.to_pyg().to(dev), graph.level)
+            prob = torch.softmax(o.logits.float(), -1)[0].cpu().numpy()
+            if not np.isfinite(prob).all():
+                raise FeatureError(f"{p}: the model's output for this slide is not finite "
+                                   "(NaN); no prediction is reported. Check the checkpoint "
+                                   "and the file's features")
+            i = int(prob.argmax())
+            warnings, distance = domain_warnings(card.domain, graph.x, graph.level,
+                                                 ck["state_dict"], FeatureStore.read_attrs(p))
+            pred = Prediction(graph.slide_id or p.stem, classes[i], i,
+                              {c: float(v) for c, v in zip(classes, prob)}, str(p),
+                              int(graph.num_nodes), scores, graph, how, card, warnings,
+                              distance)
+            if write_scores:
+                write_prediction_scores(pred, cfg, src)
+        except UserFacingError as exc:
+            if on_error is None:
+                raise
+            on_error(p, exc)
+        else:
+            out.append(pred)
         if progress is not None:
             progress(k + 1, total)
     return out
+
+
+def write_prediction_scores(pred: Prediction, config: dict[str, Any], source: str) -> Path:
+    """Cache ``pred``'s node scores in its feature file's ``explain/`` group, atomically.
+
+    Parameters
+    ----------
+    pred : a prediction of `predict_slides` (``path`` and ``graph`` set)
+    config : the checkpoint's config (model name and class names are recorded)
+    source : the checkpoint's name, recorded
+    """
+    from napari_higt.explain.store import write_node_scores
+
+    g = pred.graph
+    return write_node_scores(
+        pred.path, pred.scores,
+        attrs={"checkpoint": source, "model": config["model"].get("model", "higt"),
+               "class_names": [str(c) for c in config["class_names"]], "pred": pred.pred,
+               "probs": pred.probs, "num_nodes": int(g.num_nodes),
+               "reductions": pred.reductions, "warnings": list(pred.warnings),
+               **({"card": pred.card.to_dict()} if pred.card is not None else {})},
+        level=g.level, coords=g.coords)
 
 
 def predictions_csv_text(preds: Sequence[Prediction], class_names: Sequence[str]) -> str:

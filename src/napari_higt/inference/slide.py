@@ -35,6 +35,11 @@ class InferenceResult:
     device: str = "cpu"
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: The model card of the checkpoint (`inference.card.ModelCard`; unknown provenance when
+    #: the checkpoint, or the cache, has none), shown with the prediction.
+    card: Any = None
+    #: Out-of-domain warnings, shown next to the prediction (`inference.domain`).
+    warnings: list[str] = field(default_factory=list)
 
 
 def checkpoint_extractor(ck: dict) -> tuple[str, int]:
@@ -52,17 +57,18 @@ def cached_features(slide_path: str | os.PathLike, features_dir: str | os.PathLi
     Lets a checkpoint trained on features from a model file (``cnn`` weights, an ``hmgdm``
     encoder) run on slides preprocessed earlier without that file at hand.
     """
-    from napari_higt.features.store import FeatureStore, source_hash
+    from napari_higt.features.provenance import check_same_slide
+    from napari_higt.features.store import FeatureStore
 
     path = Path(features_dir) / f"{Path(slide_path).stem}.h5"
     attrs = FeatureStore.read_attrs(path)
-    if not attrs or attrs.get("extractor") != extractor:
+    if not attrs or attrs.get("extractor") != extractor or "source_hash" not in attrs:
         return None
     try:
-        same = attrs.get("source_hash") == source_hash(slide_path)
-    except OSError:
+        check_same_slide(path, attrs, slide_path)
+    except UserFacingError:
         return None
-    return path if same else None
+    return path
 
 
 def run_inference(
@@ -74,6 +80,7 @@ def run_inference(
     extractor_config: dict | None = None,
     progress: Callable[[str, int, int], Any] | None = None,
     cancel: Callable[[], bool] | None = None,
+    tissue_threshold: float = 0.25,
 ) -> InferenceResult:
     """Predict one slide and compute its node scores.
 
@@ -89,6 +96,8 @@ def run_inference(
     extractor_config : settings of the checkpoint's extractor (e.g. a weights file).
     progress : ``progress(stage, done, total)`` with stage "features" or "model".
     cancel : polled between batches and steps; True raises `napari_higt.errors.Cancelled`.
+    tissue_threshold : tiles with more tissue than this fraction become nodes (when the
+        features are computed here).
 
     Raises
     ------
@@ -119,7 +128,7 @@ def run_inference(
     else:
         fpath = preprocess_slide(
             slide_path, features_dir, extractor, mpp=mpp,
-            extractor_config=extractor_config or {},
+            extractor_config=extractor_config or {}, tissue_threshold=tissue_threshold,
             progress=lambda d, t: report("features", d, t), cancel=cancel,
         )
     timings["features"] = time.perf_counter() - t0
@@ -148,19 +157,32 @@ def run_inference(
     timings["model"] = time.perf_counter() - t1
     p = preds[0]
     return InferenceResult(p.slide_id, Path(fpath), p.pred, p.probs, p.graph, p.scores,
-                           device=used, timings=timings, notes=notes)
+                           device=used, timings=timings, notes=notes, card=p.card,
+                           warnings=list(p.warnings))
 
 
-def load_cached_result(feature_path: str | os.PathLike) -> InferenceResult | None:
+def load_cached_result(feature_path: str | os.PathLike,
+                       slide_path: str | os.PathLike | None = None, force: bool = False,
+                       override: str | None = "--force") -> InferenceResult | None:
     """The result cached in a feature file by an earlier run, or None when there is none.
+
+    Parameters
+    ----------
+    feature_path : the slide's feature file
+    slide_path : the slide the result is for: the file must record this slide (id and
+        content hash, `napari_higt.features.provenance.check_same_slide`)
+    force : use a file of another slide anyway (the result's notes say so)
+    override : how the user asks for ``force``, named in the refusal (None in the viewer)
 
     Raises
     ------
     UserFacingError
-        When the cached scores do not fit the file's graph (the file was rewritten).
+        The file belongs to another slide, is unreadable, or its cached scores do not fit
+        its graph (the file was rewritten).
     """
     from napari_higt.explain.store import read_node_scores
-    from napari_higt.features.store import read_graph
+    from napari_higt.features.provenance import check_same_slide
+    from napari_higt.features.store import FeatureStore, read_graph
 
     feature_path = Path(feature_path)
     if not feature_path.is_file():
@@ -169,6 +191,10 @@ def load_cached_result(feature_path: str | os.PathLike) -> InferenceResult | Non
     if cached is None:
         return None
     scores, attrs = cached
+    note = None
+    if slide_path is not None:
+        note = check_same_slide(feature_path, FeatureStore.read_attrs(feature_path) or {},
+                                slide_path, force=force, override=override)
     graph = read_graph(feature_path)
     level = scores.pop("level", None)
     scores.pop("coords", None)
@@ -178,6 +204,25 @@ def load_cached_result(feature_path: str | os.PathLike) -> InferenceResult | Non
             f"the scores cached in {feature_path.name} belong to another version of its "
             "features; run the inference again")
     probs = attrs.get("probs") or {}
+    notes = [f"cached from {attrs.get('checkpoint', 'an earlier run')}"] + ([note] if note else [])
+    from napari_higt.explain.registry import score_spec
+
+    # A score cached by an older version under the same name but reduced another way has
+    # another meaning: it is left out rather than shown under the registry's description.
+    how = attrs.get("reductions") if isinstance(attrs.get("reductions"), dict) else {}
+    stale = sorted(k for k in scores if k in how and how[k] != score_spec(k).reduction)
+    for k in stale:
+        del scores[k]
+    if stale:
+        notes.append(f"{', '.join(stale)} cached by an older version mean something else now "
+                     "and are not shown; run the inference again to compute them")
+    from napari_higt.inference.card import ModelCard
+
+    card = attrs.get("card")
+    card = ModelCard.from_dict(card if isinstance(card, dict) else None,
+                               {"class_names": attrs.get("class_names")})
+    warnings = attrs.get("warnings")
     return InferenceResult(graph.slide_id or feature_path.stem, feature_path,
-                           str(attrs.get("pred", "")), dict(probs), graph, scores,
-                           notes=[f"cached from {attrs.get('checkpoint', 'an earlier run')}"])
+                           str(attrs.get("pred", "")), dict(probs), graph, scores, notes=notes,
+                           card=card, warnings=[str(w) for w in warnings]
+                           if isinstance(warnings, list) else [])

@@ -29,7 +29,8 @@ class FeatureStandardizer(nn.Module):
         self.register_buffer("std", torch.ones(in_dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        # One new (N, C) tensor, divided in place: node features are the largest input.
+        return torch.sub(x, self.mean.to(x.dtype)).div_(self.std.to(x.dtype))
 
     @torch.no_grad()
     def fit(self, xs: Iterable[Tensor], min_std: float = 1e-6) -> FeatureStandardizer:
@@ -60,14 +61,18 @@ def fit_standardizer(model: nn.Module, graphs: Iterable[object]) -> bool:
     return True
 
 
+def _affine_linear(xhat: Tensor, gamma: Tensor, beta: Tensor, weight: Tensor) -> Tensor:
+    """``(xhat * gamma + beta) W^T`` as ``xhat (W gamma)^T + W beta``: no (N, C) temporary."""
+    return F.linear(xhat, weight * gamma, weight @ beta)
+
+
 class _NormLinear(Function):
     @staticmethod
     def forward(ctx, x: Tensor, gamma: Tensor, beta: Tensor, weight: Tensor,  # noqa: D102
                 eps: float) -> Tensor:
         xhat = F.layer_norm(x, (x.size(-1),), eps=eps)
-        out = F.linear(torch.addcmul(beta, xhat, gamma), weight)
         ctx.save_for_backward(xhat, gamma, beta, weight)
-        return out
+        return _affine_linear(xhat, gamma, beta, weight)
 
     @staticmethod
     def backward(ctx, g: Tensor):  # noqa: ANN205, D102
@@ -90,9 +95,12 @@ def norm_linear(x: Tensor, norm: nn.LayerNorm, weight: Tensor) -> Tensor:
     gradient; anything else (a gradient to ``x``, autocast, a norm without an affine part)
     takes the plain path.
     """
-    fused = (torch.is_grad_enabled() and not x.requires_grad and norm.elementwise_affine
-             and norm.bias is not None and len(norm.normalized_shape) == 1
+    fused = (not x.requires_grad and norm.elementwise_affine and norm.bias is not None
+             and len(norm.normalized_shape) == 1
              and not torch.is_autocast_enabled(x.device.type))
     if not fused:
         return F.linear(norm(x), weight)
+    if not torch.is_grad_enabled():
+        xhat = F.layer_norm(x, (x.size(-1),), eps=norm.eps)
+        return _affine_linear(xhat, norm.weight, norm.bias, weight)
     return _NormLinear.apply(x, norm.weight, norm.bias, weight, norm.eps)

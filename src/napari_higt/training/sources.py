@@ -16,29 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from napari_higt.errors import FeatureError
+from napari_higt.features.bags import coordinate_free_files
 
-__all__ = ["coordinate_free_files", "open_dataset"]
-
-
-def _has_coords(path: Path) -> bool:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            return "coords" in f or ("x10" in f and "coords" in f["x10"])
-    except OSError:
-        return True  # unreadable: the graph reader names it with its own message
-
-
-def coordinate_free_files(features_dir: str | os.PathLike,
-                          slide_ids: list[str] | None = None) -> list[str]:
-    """Names of the bag files (of ``slide_ids``, default all) that carry no coordinates."""
-    from napari_higt.features.bags import bag_files
-
-    files = bag_files(features_dir)
-    ids = files if slide_ids is None else [s for s in slide_ids if s in files]
-    return [p.name for s in ids for p in files[s]
-            if p.suffix.lower() == ".pt" or not _has_coords(p)]
+__all__ = ["open_dataset"]
 
 
 def open_dataset(features_dir: str | os.PathLike, labels_csv: str | os.PathLike, model: str,

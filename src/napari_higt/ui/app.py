@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
-__all__ = ["open_workbench", "render_workbench", "save_screenshot", "close_toasts"]
+from napari_higt.ui.steps import STEPS, TOOLS, tab_title
 
-#: Dock widgets opened by the workbench, by their napari.yaml display name.
-DOCKED_WIDGETS: tuple[str, ...] = ("Slide", "Graph overlay", "Inference", "Inspector",
-                                   "Export", "Entity overlay", "Cohort browser", "Training")
+__all__ = ["open_workbench", "render_workbench", "save_screenshot", "close_toasts",
+           "arrange_docks"]
+
+#: Dock widgets opened by the workbench, by their napari.yaml display name: the numbered
+#: steps (`ui.steps.STEPS`) in one tab group, the ML tools in a second group below it.
+DOCKED_WIDGETS: tuple[str, ...] = (tuple(name for name, *_ in STEPS)
+                                   + tuple(name for name, _ in TOOLS))
 #: The tab in front when the workbench opens.
 FRONT_WIDGET = "Slide"
+#: Width of the dock column (px): the five step titles fit unelided at a 1600 px window.
+DOCK_WIDTH = 470
+#: Share of the dock column's height the steps get (the ML tools the rest).
+STEPS_SHARE = 0.68
 
 
 def open_workbench(slide_path: str | os.PathLike | None = None, mpp: float | None = None,
@@ -50,15 +59,47 @@ def open_workbench(slide_path: str | os.PathLike | None = None, mpp: float | Non
     for data, kwargs, _ in layers:
         viewer.add_image(data, **kwargs)
     viewer.canvas.overlays.scale_bar.visible = True
-    # One tab per widget in a single dock area: six stacked docks leave each a sliver.
-    docked = [viewer.window.add_plugin_dock_widget("napari-higt", name, tabify=i > 0)
+    # Two tab groups in one dock column: eight stacked docks would leave each a sliver,
+    # eight tabs in one group elide every title. The first tool starts the second group.
+    first_tool = len(STEPS)
+    docked = [viewer.window.add_plugin_dock_widget("napari-higt", name,
+                                                   tabify=i not in (0, first_tool))
               for i, name in enumerate(DOCKED_WIDGETS)]
     docks = [d for d, _ in docked]
     inference = docked[DOCKED_WIDGETS.index("Inference")][1]
     if demo is not None and not inference.checkpoint.text():
         inference.checkpoint.setText(str(demo["checkpoint"]))
+    arrange_docks(docks, first_tool)
     docks[DOCKED_WIDGETS.index(FRONT_WIDGET)].raise_()
+    docks[first_tool].raise_()
+    # napari, Qt, vispy and torch leave a few million long-lived objects; a full garbage
+    # collection walks them all (seconds on a loaded CPU, on whichever thread allocates,
+    # holding the GIL, so the viewer freezes). Frozen, they are never walked again.
+    gc.collect()
+    gc.freeze()
     return viewer
+
+
+def arrange_docks(docks: list, first_tool: int) -> None:
+    """Short tab titles on top of each group, the steps' group tall, the column wide enough.
+
+    Everything goes through Qt's public `QMainWindow` / `QDockWidget` API on the docks
+    napari returned (the main window is their `window()`).
+    """
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QLabel, QTabWidget
+
+    for dock, name in zip(docks, DOCKED_WIDGETS):
+        dock.setWindowTitle(tab_title(name))
+        label = dock.titleBarWidget().findChild(QLabel) if dock.titleBarWidget() else None
+        if label is not None:
+            label.setText(tab_title(name))
+    main = docks[0].window()
+    main.setTabPosition(Qt.RightDockWidgetArea, QTabWidget.North)
+    height = max(main.height(), 600)
+    main.resizeDocks([docks[0]], [DOCK_WIDTH], Qt.Horizontal)
+    main.resizeDocks([docks[0], docks[first_tool]],
+                     [int(height * STEPS_SHARE), int(height * (1 - STEPS_SHARE))], Qt.Vertical)
 
 
 def _demo_files() -> dict | None:

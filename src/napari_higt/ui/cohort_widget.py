@@ -28,13 +28,12 @@ from qtpy.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
 from napari_higt.cohort import Cohort, CohortRow, scan_cohort
 from napari_higt.errors import UserFacingError
-from napari_higt.ui.forms import path_row
+from napari_higt.ui.forms import path_row, scroll_layout
 from napari_higt.ui.layers import SLIDE_KEY, release_slide
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,11 +93,17 @@ class CohortWidget(QWidget):
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.setSortingEnabled(True)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # The slide column takes what the others leave (its ids elide in the middle), so
+        # Status stays in view in a narrow dock.
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        header.setStretchLastSection(False)
+        self.table.setTextElideMode(Qt.ElideMiddle)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.prev_button = QPushButton("◀ Previous")
         self.next_button = QPushButton("Next ▶")
-        self.table.setMinimumWidth(400)
+        self.table.setMinimumHeight(160)
         self.info = QLabel("Choose a folder of slides and press 'Load cohort'.")
         self.info.setWordWrap(True)
 
@@ -113,7 +118,7 @@ class CohortWidget(QWidget):
         nav = QHBoxLayout()
         nav.addWidget(self.prev_button)
         nav.addWidget(self.next_button)
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addLayout(form)
         layout.addWidget(self.load_button)
         layout.addWidget(self.filter)
@@ -268,6 +273,7 @@ class CohortWidget(QWidget):
             show_warning(str(exc))
             return False
         self.close_current()
+        self._hide_other_slides()
         layer = None
         for data, kwargs, _ in layers:
             kwargs = dict(kwargs)
@@ -297,13 +303,21 @@ class CohortWidget(QWidget):
             return ""
         return "Cached model scores shown."
 
+    def _hide_other_slides(self) -> None:
+        """Hide the layers of slides opened outside the cohort: the slide being opened is
+        then the only one on the canvas (they stay in the layer list)."""
+        for layer in self.viewer.layers:
+            if layer.metadata.get(SLIDE_KEY):
+                layer.visible = False
+
     def close_current(self) -> None:
         """Remove the slide opened from the cohort and every layer drawn on it."""
         if self.current is None:
             return
         path = str(self.current.path)
-        for layer in [ly for ly in self.viewer.layers if ly.metadata.get(SLIDE_KEY) == path]:
-            self.viewer.layers.remove(layer)
+        with self.viewer.layers.batched_update():  # one garbage collection for all
+            for layer in [ly for ly in self.viewer.layers if ly.metadata.get(SLIDE_KEY) == path]:
+                self.viewer.layers.remove(layer)
         self.current = None
         release_slide(path)
 

@@ -1,8 +1,8 @@
 """Dock widget: SLIC entities of one x10 patch drawn where the patch lies on the slide.
 
 The patch is the x10 tile of the tiler's grid (`napari_higt.slide.tiling.tile_origin_at`)
-under the centre of the view, or the selected node of the slide's x10 graph layer (Graph
-widget) when that layer is active and has a selection. In a background thread
+under the centre of the view, or the selected x10 node of the slide's "graph nodes" layer
+(Graph widget) when that layer is active and has one selected. In a background thread
 `napari_higt.features.patch_entities.compute_patch_entities` reads the patch and builds its
 entity graph; the widget adds
 
@@ -12,7 +12,7 @@ entity graph; the widget adds
 both placed on the patch in µm. With an H-MGDM encoder file chosen it also adds
 ``<slide> entity error`` (each entity painted with its reconstruction error,
 `napari_higt.models.hmgdm.reconstruction_error`) and ``<slide> entity mask`` (one sampled
-dynamic mask: green visible / magenta masked).
+dynamic mask: green visible / amber masked).
 """
 
 from __future__ import annotations
@@ -34,17 +34,25 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
+from napari_higt.explain.registry import SEQUENTIAL_CMAP
 from napari_higt.features.patch_entities import PatchEntities, compute_patch_entities
 from napari_higt.slide.tiling import tile_origin_at
 from napari_higt.ui.worker import WorkerWidget
 from napari_higt.ui.layers import SLIDE_KEY, camera, slide_layer_kwargs, unit_scale
+from napari_higt.ui.screen import keep_screen_width
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
 __all__ = ["EntityWidget"]
 
-MASK_COLOURS = {None: "transparent", 0: "transparent", 1: "#00c853", 2: "#d500f9"}
+MASK_COLOURS = {None: "transparent", 0: "transparent", 1: "#00c853", 2: "#ffab00"}
+#: Entity outlines (all one colour), their adjacency edges (width in screen px).
+OUTLINE_COLOURS = {None: "#ffffff", 0: "transparent"}
+EDGE_COLOUR = "#18ffff"
+EDGE_PX = 1.5
+#: The reconstruction error is painted like a score (opacity rising with the error).
+ERROR_CMAP = SEQUENTIAL_CMAP
 
 
 class EntityWidget(WorkerWidget):
@@ -67,7 +75,7 @@ class EntityWidget(WorkerWidget):
         browse.setMaximumWidth(32)
         browse.clicked.connect(self._browse)
         self.where = QLabel("Patch: the x10 patch under the centre of the view, or the "
-                            "selected node of the x10 graph layer.")
+                            "selected x10 node of the 'graph nodes' layer.")
         self.where.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Segments", self.n_segments)
@@ -95,11 +103,12 @@ class EntityWidget(WorkerWidget):
         """Level-0 origin of the patch to show and where it came from."""
         active = self.viewer.layers.selection.active
         if (active is not None and active.metadata.get(SLIDE_KEY) == str(slide.path)
-                and active.metadata.get("higt_role") == "graph-x10"
-                and len(getattr(active, "selected_data", ()))):
-            i = min(active.selected_data)
-            row, col = np.asarray(active.data[i], float)  # level-0 px tile centre
-            return tile_origin_at(slide, (col, row)), "the selected x10 node"
+                and active.metadata.get("higt_role") == "graph-nodes"):
+            level = active.features["level"].to_numpy()
+            picked = [i for i in sorted(active.selected_data) if level[i] == "x10"]
+            if picked:
+                row, col = np.asarray(active.data[picked[0]], float)  # level-0 px centre
+                return tile_origin_at(slide, (col, row)), "the selected x10 node"
         uy, ux = unit_scale(slide)
         cy, cx = camera(self.viewer).center[-2:]
         return tile_origin_at(slide, (cx / ux, cy / uy)), "the centre of the view"
@@ -131,6 +140,8 @@ class EntityWidget(WorkerWidget):
     def _show(self, slide, res: PatchEntities) -> None:
         from napari.utils.colormaps import DirectLabelColormap
 
+        from napari_higt.ui.heatmaps import napari_colormap
+
         self.result = res
         ds0 = res.size0 / res.rgb.shape[0]
         uy, ux = unit_scale(slide)
@@ -145,14 +156,17 @@ class EntityWidget(WorkerWidget):
 
         labels = np.asarray(res.graph.label_image, np.int32) + 1  # 0 = background
         new: dict[str, tuple] = {}
-        new["entities"] = (labels, {**kwargs("entities", "entities"), "opacity": 0.8}, "labels")
+        # One colour for every outline: random label colours include the stains' pinks.
+        new["entities"] = (labels, {**kwargs("entities", "entities"), "opacity": 0.85,
+                                    "colormap": DirectLabelColormap(
+                                        color_dict=OUTLINE_COLOURS)}, "labels")
         ei = res.graph.edge_index.numpy()
         keep = ei[0] < ei[1]
         cen = res.graph.centroid.numpy()[:, ::-1]  # (row, col) patch px
         start = cen[ei[0, keep]]
         vec = np.stack([start, cen[ei[1, keep]] - start], axis=1)
         new["entity edges"] = (vec, {**kwargs("entity-edges", "entity edges"),
-                                     "edge_color": "#ffeb3b", "edge_width": 1.5,
+                                     "edge_color": EDGE_COLOUR, "edge_width": 1.0,
                                      "vector_style": "line", "opacity": 0.9}, "vectors")
         if res.error is not None:
             err = np.append(res.error, np.nan).astype(np.float32)
@@ -161,7 +175,8 @@ class EntityWidget(WorkerWidget):
             lo, hi = (np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0))
             hi = hi if hi > lo else lo + 1e-6
             new["entity error"] = (img, {**kwargs("entity-error", "entity error"),
-                                         "colormap": "magma", "opacity": 0.7,
+                                         "colormap": napari_colormap(ERROR_CMAP, False),
+                                         "opacity": 1.0,
                                          "contrast_limits": (float(lo), float(hi)),
                                          "interpolation2d": "nearest",
                                          "blending": "translucent"}, "image")
@@ -172,10 +187,11 @@ class EntityWidget(WorkerWidget):
                                              "colormap": DirectLabelColormap(
                                                  color_dict=MASK_COLOURS)}, "labels")
         # Replace this slide's previous entity layers (also those of an error run).
-        for key in ("entity mask", "entity error", "entity edges", "entities"):
-            name = f"{slide.slide_id} {key}"
-            if name in self.viewer.layers:
-                self.viewer.layers.remove(name)
+        with self.viewer.layers.batched_update():  # one garbage collection for all
+            for key in ("entity mask", "entity error", "entity edges", "entities"):
+                name = f"{slide.slide_id} {key}"
+                if name in self.viewer.layers:
+                    self.viewer.layers.remove(name)
         self.layers = {}
         for key in ("entity error", "entity mask", "entities", "entity edges"):
             if key not in new:
@@ -184,6 +200,8 @@ class EntityWidget(WorkerWidget):
             layer = getattr(self.viewer, f"add_{kind}")(data, **kw)
             if key == "entities":
                 layer.contour = 1
+            if kind == "vectors":
+                keep_screen_width(self.viewer, layer, EDGE_PX)
             self.layers[key] = layer
         if "entity error" in self.layers and hasattr(self.layers["entity error"], "colorbar"):
             self.layers["entity error"].colorbar.visible = True

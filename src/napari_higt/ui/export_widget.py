@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from napari.utils.notifications import show_info, show_warning
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -13,14 +14,16 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
 )
 
-from napari_higt.explain.registry import SCORES, score_keys
+from napari_higt.explain.registry import SCORES, default_score, score_keys
 from napari_higt.export.bundle import export_result
+from napari_higt.ui.follow import follow_slide
 from napari_higt.ui.layers import camera, find_slide_layer, slide_of_layer, unit_scale
 from napari_higt.ui.results import RESULT_KEY
 from napari_higt.ui.worker import WorkerWidget
@@ -62,6 +65,8 @@ class ExportWidget(WorkerWidget):
         self.score = QComboBox()
         for key in score_keys("export"):
             self.score.addItem(SCORES[key].display_name, key)
+            self.score.setItemData(self.score.count() - 1, SCORES[key].meaning, Qt.ToolTipRole)
+        self.score.setCurrentIndex(max(0, self.score.findData(default_score())))
         self.level = QComboBox()
         self.level.addItems(["x10", "x5"])
         self.formats = {f: QCheckBox(f.upper()) for f in ("png", "svg", "pdf")}
@@ -73,7 +78,9 @@ class ExportWidget(WorkerWidget):
         self.opacity = QDoubleSpinBox()
         self.opacity.setRange(0.0, 1.0)
         self.opacity.setSingleStep(0.05)
-        self.opacity.setValue(0.5)
+        self.opacity.setValue(1.0)
+        self.opacity.setToolTip("Scales the score colours' opacity, which rises with the "
+                                "score; 1 = as on the canvas")
         self.dpi = QSpinBox()
         self.dpi.setRange(50, 1200)
         self.dpi.setValue(150)
@@ -84,6 +91,9 @@ class ExportWidget(WorkerWidget):
         self.object_type.setToolTip("QuPath object type of the GeoJSON features")
         self.current_view = QCheckBox("Current view only")
         self.markers = QCheckBox("Mark nodes")
+        self.raw = QCheckBox("Raw values (not percentiles)")
+        self.raw.setToolTip("Write the raw scores instead of their percentiles within the "
+                            "slide and level; the column names say which")
         form = QFormLayout()
         form.addRow("Folder", row)
         form.addRow("Score", self.score)
@@ -94,12 +104,30 @@ class ExportWidget(WorkerWidget):
         form.addRow("QuPath object", self.object_type)
         form.addRow(self.current_view)
         form.addRow(self.markers)
+        form.addRow(self.raw)
+        self.slide_label = QLabel()
+        self.slide_label.setWordWrap(True)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.slide_label)
         layout.addLayout(form)
         layout.addWidget(self._controls())
         layout.addStretch(1)
         self.run_button.clicked.connect(self.run)
         self.written: dict[str, Path] = {}
+        follow_slide(self.viewer, self, self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Say which slide (and whether a result of it) an export would write."""
+        layer = find_slide_layer(self.viewer)
+        slide = slide_of_layer(layer)
+        if slide is None:
+            self.slide_label.setText("No slide open.")
+        elif layer.metadata.get(RESULT_KEY) is None:
+            self.slide_label.setText(f"<b>{slide.slide_id}</b>: no result to export yet "
+                                     "(3 Inference).")
+        else:
+            self.slide_label.setText(f"Exports <b>{slide.slide_id}</b>'s result.")
 
     def _browse(self) -> None:
         d = QFileDialog.getExistingDirectory(self, "Export folder")
@@ -125,7 +153,7 @@ class ExportWidget(WorkerWidget):
         kwargs = {"score": self.score.currentData(), "level": self.level.currentText(),
                   "formats": formats, "opacity": self.opacity.value(), "dpi": self.dpi.value(),
                   "region": region, "markers": self.markers.isChecked(),
-                  "object_type": self.object_type.currentText()}
+                  "object_type": self.object_type.currentText(), "raw": self.raw.isChecked()}
 
         def work(progress, cancelled):
             return export_result(slide, result, out, **kwargs)

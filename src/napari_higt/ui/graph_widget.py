@@ -2,10 +2,11 @@
 
 "Build graph" runs the Qt-free preprocessing (`napari_higt.features.pipeline.run_slide`,
 which returns at once when the feature file is up to date) in a background thread with a
-progress bar and a Cancel button, builds the `HierarchicalGraph` (`features.slide_graph.build_slide_graph`) and
-shows it with `napari_higt.ui.overlays.add_graph_overlay`: one Points layer per level (squares
-the size of the tile, tissue fraction in ``layer.features``) and one Vectors layer per edge
-type, all in µm.
+progress bar and a Cancel button, builds the `HierarchicalGraph`
+(`features.slide_graph.build_slide_graph`) and, still in that thread, the overlay's arrays
+(`napari_higt.ui.overlays.graph_layer_data`) and the tissue no tile covers; the GUI thread
+only adds the layers. A legend names every mark, and check boxes show or hide the patch
+grid, each level's nodes and each edge type.
 """
 
 from __future__ import annotations
@@ -20,16 +21,20 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QVBoxLayout,
 )
 
 from napari_higt.features.base import MODEL_FILE_OPTION
 from napari_higt.features.slide_graph import GraphBuild, build_slide_graph
+from napari_higt.ui.follow import follow_slide
+from napari_higt.ui.forms import scroll_layout
 from napari_higt.ui.layers import features_folder, find_slide_layer, slide_of_layer
+from napari_higt.ui.overlays import GRAPH_PARTS, legend_html, part_visible, set_graph_part
+from napari_higt.ui.steps import mark_done, next_step_button
 from napari_higt.ui.worker import WorkerWidget
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,29 +87,56 @@ class GraphWidget(WorkerWidget):
         row.addWidget(model_browse)
         form.addRow("Model file", row)
         form.addRow("Tissue threshold", self.threshold)
-        layout = QVBoxLayout(self)
+        self.parts = {part: QCheckBox(label) for part, label in GRAPH_PARTS.items()}
+        shown = QGridLayout()
+        for i, (part, box) in enumerate(self.parts.items()):
+            box.setChecked(True)
+            box.toggled.connect(lambda on, part=part: self._toggle(part, on))
+            shown.addWidget(box, i // 2, i % 2)
+        self.legend = QLabel(legend_html())
+        self.legend.setWordWrap(True)
+        self.next_button = next_step_button(self, "Graph overlay")
+        layout = scroll_layout(self)
         layout.addWidget(self.slide_label)
         layout.addLayout(form)
         layout.addWidget(self.overwrite)
         layout.addWidget(self._controls())
+        layout.addWidget(QLabel("<b>Show</b> (dimmed while a score map is shown)"))
+        layout.addLayout(shown)
+        layout.addWidget(self.legend)
+        layout.addWidget(self.next_button)
         layout.addStretch(1)
         self.graph = None  # the last graph shown
         self.layers: list = []
         self.run_button.clicked.connect(self.run)
         self.extractor.currentTextChanged.connect(self._extractor_changed)
         self._extractor_changed(self.extractor.currentText())
-        self.viewer.layers.selection.events.active.connect(self.refresh)
-        self.viewer.layers.events.inserted.connect(self.refresh)
+        follow_slide(self.viewer, self, self.refresh)
         self.refresh()
 
     def refresh(self, event=None) -> None:
+        """Name the selected slide and its scale; the toggles show its graph's state."""
         layer = find_slide_layer(self.viewer)
         slide = slide_of_layer(layer)
         if slide is None:
             self.slide_label.setText("No slide open.")
             return
         scale = f"{slide.mpp[0]:.4g} µm/px" if slide.mpp else "scale unknown"
+        if slide.mpp and not slide.mpp_from_file:
+            scale += ", assumed"
         self.slide_label.setText(f"<b>{slide.slide_id}</b> ({scale})")
+        have = part_visible(self.viewer, str(slide.path))
+        for part, box in self.parts.items():
+            if part in have:
+                box.blockSignals(True)
+                box.setChecked(have[part])
+                box.blockSignals(False)
+        mark_done(self.next_button, bool(have))
+
+    def _toggle(self, part: str, visible: bool) -> None:
+        slide = slide_of_layer(find_slide_layer(self.viewer))
+        if slide is not None:
+            set_graph_part(self.viewer, str(slide.path), part, visible)
 
     def _extractor_changed(self, name: str) -> None:
         self.model_file.setEnabled(name in MODEL_FILE_OPTION)
@@ -142,15 +174,25 @@ class GraphWidget(WorkerWidget):
         overwrite = self.overwrite.isChecked()
 
         def work(progress, cancelled):
-            return build_slide_graph(path, out_dir, name, mpp=mpp, extractor_config=config,
-                                     tissue_threshold=threshold, overwrite=overwrite,
-                                     progress=progress, cancel=cancelled)
+            from napari_higt.ui.overlays import graph_layer_data
+            from napari_higt.ui.paint import edge_strip, slide_mask
 
-        return self._start(work, lambda b: self._show(slide, b), "Building the graph")
+            build = build_slide_graph(path, out_dir, name, mpp=mpp, extractor_config=config,
+                                      tissue_threshold=threshold, overwrite=overwrite,
+                                      progress=progress, cancel=cancelled)
+            # The overlay's arrays here, in the worker: the GUI thread only adds layers.
+            data = graph_layer_data(build.graph, slide, build.tissue_fraction)
+            size0 = float(build.graph.patch_size["x10"])
+            slide_mask(path, size0, build.mask)  # the inference widget reuses it
+            return build, data, edge_strip(path, size0, slide.dimensions)
 
-    def _show(self, slide, build: GraphBuild) -> None:
+        return self._start(work, lambda out: self._show(slide, *out), "Building the graph")
+
+    def _show(self, slide, build: GraphBuild, data: list, strip) -> None:
+        """Add the overlay one layer per event-loop turn (a generator: `WorkerWidget`)."""
+        from napari_higt.ui.heatmaps import add_unscored_strip
         from napari_higt.ui.layers import SLIDE_KEY
-        from napari_higt.ui.overlays import add_graph_overlay
+        from napari_higt.ui.overlays import iter_graph_overlay
 
         if not any(ly.metadata.get(SLIDE_KEY) == str(slide.path)
                    and ly.metadata.get("higt_role") == "slide" for ly in self.viewer.layers):
@@ -158,9 +200,15 @@ class GraphWidget(WorkerWidget):
                       f"are in {build.result.path}.")
             return
         self.graph = build.graph
-        self.layers = add_graph_overlay(self.viewer, build.graph, slide, build.tissue_fraction)
+        self.layers = []
+        shown = {part: box.isChecked() for part, box in self.parts.items()}
+        for layer in iter_graph_overlay(self.viewer, data, slide, shown=shown):
+            self.layers.append(layer)
+            yield
+        add_unscored_strip(self.viewer, strip, slide)
         c = build.graph.counts()
         how = ("features up to date" if build.result.status == "skipped"
                else f"features computed in {build.result.seconds:.1f} s")
         self.status.setText(f"{c['x5']} regions (x5), {c['x10']} patches (x10); {how} "
                             f"({build.result.path.name}).")
+        mark_done(self.next_button)

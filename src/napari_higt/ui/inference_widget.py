@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,9 +21,14 @@ from qtpy.QtWidgets import (
 from napari_higt.devices import available_devices
 from napari_higt.errors import UserFacingError
 from napari_higt.features.base import MODEL_FILE_OPTION
+from napari_higt.inference.card import model_card, prediction_text
+from napari_higt.ui.follow import follow_slide
 from napari_higt.ui.forms import path_row
-from napari_higt.ui.layers import features_folder, slide_of_layer
-from napari_higt.ui.results import RESULT_KEY, show_cached_results, show_result
+from napari_higt.ui.layers import features_folder, find_slide_layer, slide_of_layer
+from napari_higt.ui.paint import ResultPaint, iter_paint_result, load_and_prepare, \
+    prepare_result_paint
+from napari_higt.ui.results import RESULT_KEY
+from napari_higt.ui.steps import mark_done, next_step_button
 from napari_higt.ui.worker import WorkerWidget
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,14 +74,24 @@ class InferenceWidget(WorkerWidget):
         form = QFormLayout()
         form.addRow("Checkpoint", path_row(self.checkpoint, browse))
         form.addRow("Extractor", self.extractor)
+        self.card = QLabel()
+        self.card.setWordWrap(True)
+        form.addRow("Model", self.card)
         form.addRow("Weights / encoder", path_row(self.model_file, model_browse))
         form.addRow("Device", self.device)
         form.addRow("Features", self.features_dir)
+        self.next_button = next_step_button(self, "Inference")
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self._controls())
         layout.addWidget(self.prediction)
+        layout.addWidget(self.next_button)
         layout.addStretch(1)
+        #: The background warm-up of the chosen checkpoint's model (`inference.warm`):
+        #: running or not, and the seconds the last one took.
+        self.warming = False
+        self.warmup_seconds: float | None = None
+        self._warmed: set[tuple] = set()
         self.run_button.clicked.connect(self.run)
         self.result: InferenceResult | None = None
         #: The checkpoint's extractor name (None until a readable checkpoint is chosen).
@@ -89,6 +105,11 @@ class InferenceWidget(WorkerWidget):
             emitter.connect(callback)
         # The viewer outlives a closed dock widget: stop its events reaching a deleted one.
         self.destroyed.connect(lambda *_: [emitter.disconnect(cb) for emitter, cb in hooks])
+        follow_slide(self.viewer, self, self.show_selected)
+        # Slides opened before this widget existed (the workbench opens the slide first).
+        for layer in list(self.viewer.layers):
+            self._show_cached_later(layer)
+        self.show_selected()
 
     def _browse_checkpoint(self) -> None:
         f, _ = QFileDialog.getOpenFileName(self, "Checkpoint", "", "PyTorch (*.pt *.pth);;All (*)")
@@ -108,23 +129,58 @@ class InferenceWidget(WorkerWidget):
         from napari_higt.inference.checkpoint import load_checkpoint
 
         self.checkpoint_extractor = None
+        self._show_card(None)
         path = Path(text.strip()).expanduser() if text.strip() else None
         if path is None or not path.is_file():
             self.extractor.setText("(choose a checkpoint)")
         else:
             try:
-                name, dim = checkpoint_extractor(load_checkpoint(path))
+                ck = load_checkpoint(path)
+                name, dim = checkpoint_extractor(ck)
             except (UserFacingError, KeyError, TypeError, ValueError) as exc:
                 # Typing a path passes through other files; say why, Run will refuse it.
                 self.extractor.setText(f"(not a usable checkpoint: {exc})")
             else:
                 self.checkpoint_extractor = name
                 self.extractor.setText(f"{name} ({dim} features)")
+                self._show_card(model_card(ck))
+        if self.checkpoint_extractor is not None:
+            self._warm_up(path)
         option = MODEL_FILE_OPTION.get(self.checkpoint_extractor or "")
         self.model_file.setEnabled(option is not None)
         self.model_file.setPlaceholderText(
             f"{option} file of the {self.checkpoint_extractor} extractor" if option
             else "not needed by this checkpoint's extractor")
+
+    def _warm_up(self, path: Path) -> None:
+        """Build the checkpoint's model and run it once in the background, so the first Run
+        does not pay for the imports and first-call set-up (`inference.warm.warm_up`)."""
+        from napari.qt.threading import create_worker
+
+        from napari_higt.inference.warm import warm_up
+
+        key = (str(path), path.stat().st_mtime_ns, self.device.currentText())
+        if key in self._warmed:
+            return
+        self._warmed.add(key)
+        worker = create_worker(warm_up, str(path), key[2], _start_thread=False,
+                               _ignore_errors=True)
+        # A checkpoint the model cannot be built from: Run says so, with its message.
+        worker.errored.connect(lambda exc: None)
+        worker.returned.connect(lambda seconds: setattr(self, "warmup_seconds", seconds))
+        worker.finished.connect(lambda: setattr(self, "warming", False))
+        self.warming = True
+        worker.start()
+
+    def _show_card(self, card) -> None:
+        """The model card's headline in the Model row, the whole card as its tooltip."""
+        if card is None:
+            self.card.setText("")
+            self.card.setToolTip("")
+            return
+        head = escape(card.headline())
+        self.card.setText(f"<b>{head}</b>" if card.demonstration or not card.known else head)
+        self.card.setToolTip("\n".join(card.lines()[1:]))
 
     def extractor_config(self, slide=None) -> dict | None:
         """Settings of the checkpoint's extractor; None, after a warning, if its file is missing
@@ -179,28 +235,47 @@ class InferenceWidget(WorkerWidget):
             def report(stage, done, total):
                 progress(stages[stage] * 1000 + int(1000 * done / max(total, 1)), 2000)
 
-            return run_inference(path, ckpt, out_dir, mpp=mpp, device=device,
-                                 extractor_config=config, progress=report, cancel=cancelled)
+            result = run_inference(path, ckpt, out_dir, mpp=mpp, device=device,
+                                   extractor_config=config, progress=report, cancel=cancelled)
+            # The maps here, in the worker: the GUI thread only hands them to napari.
+            return prepare_result_paint(result, path, dims)
 
+        dims = slide.dimensions
         return self._start(work, lambda r: self._show(layer, r), "Inference")
 
-    def _show(self, layer, result: InferenceResult) -> None:
+    def _show(self, layer, paint: ResultPaint) -> None:
+        result = paint.result
         self._show_prediction(result, f"on {result.device}; features "
                               f"{result.timings.get('features', 0):.1f} s, model "
                               f"{result.timings.get('model', 0):.1f} s")
         self.status.setText("Done.")
+        for _ in iter_paint_result(self.viewer, layer, paint):
+            yield  # one layer (or notification) per event-loop turn (`WorkerWidget`)
+        mark_done(self.next_button)
         for note in result.notes:
             show_warning(note)
-        show_result(self.viewer, layer, result)
-        show_info(f"{result.slide_id}: {result.pred} (p = {result.probs[result.pred]:.2f})")
+            yield
+        for warning in result.warnings:
+            show_warning(f"{result.slide_id}: {warning}")
+            yield
+        show_info(f"{result.slide_id}: "
+                  f"{prediction_text(result.pred, result.probs[result.pred], result.card)}")
 
     def _show_prediction(self, result: InferenceResult, how: str) -> None:
         self.result = result
         probs = ", ".join(f"{c}: {p:.2f}" for c, p in
                           sorted(result.probs.items(), key=lambda kv: -kv[1]))
-        self.prediction.setText(
-            f"<b>{result.slide_id}: {result.pred}</b> ({probs})<br>"
-            f"{result.graph.num_nodes} nodes {how}")
+        card = result.card
+        lines = [f"<b>{escape(result.slide_id)}: {escape(result.pred)}</b> ({escape(probs)})"]
+        if card is not None:  # what the model is, next to what it says
+            head = escape(card.headline())
+            lines.append(f"<b>{head}</b>" if card.demonstration or not card.known else head)
+            if card.metrics_text():
+                lines.append(f"validation: {escape(card.metrics_text())}")
+        lines += [f"<span style='color:#d84315'><b>WARNING</b>: {escape(w)}</span>"
+                  for w in result.warnings]
+        lines.append(f"{result.graph.num_nodes} nodes {escape(how)}")
+        self.prediction.setText("<br>".join(lines))
 
     # ------------------------------------------------------------ cached results
     def _on_inserted(self, event) -> None:
@@ -215,25 +290,58 @@ class InferenceWidget(WorkerWidget):
             # selects layers of its own, which must not nest inside that event.
             QTimer.singleShot(0, lambda: self.show_cached(layer))
 
-    def show_cached(self, layer) -> InferenceResult | None:
+    def show_cached(self, layer) -> bool:
         """Paint the results an earlier run cached for ``layer``'s slide, if any.
 
+        The file is read and the maps computed in the background; True when that started.
         Nothing happens when the layer already shows a result (this one or a fresh run's),
-        when it left the viewer, or when ``<features folder>/<slide_id>.h5`` holds no scores.
+        when it left the viewer, while a run is going on, or when the file is known not to
+        fit (warned once).
         """
         slide = slide_of_layer(layer)
-        if slide is None or layer not in self.viewer.layers or RESULT_KEY in layer.metadata:
-            return None
+        if (slide is None or layer not in self.viewer.layers or RESULT_KEY in layer.metadata
+                or self.running):
+            return False
         path = self.features_folder(slide) / f"{slide.slide_id}.h5"
-        if str(path) in self._stale:
-            return None
-        try:
-            result = show_cached_results(self.viewer, layer, path)
-        except (UserFacingError, OSError) as exc:  # stale scores, or an unreadable file
+        if str(path) in self._stale or not path.is_file():
+            return False
+        slide_path, dims = slide.path, slide.dimensions
+
+        def work(progress, cancelled):
+            try:
+                return load_and_prepare(path, slide_path, dims)
+            except (UserFacingError, OSError) as exc:  # stale scores, or an unreadable file
+                return exc
+
+        return self._start(work, lambda out: self._cached_done(layer, path, out),
+                           "Reading cached results")
+
+    def _cached_done(self, layer, path: Path, out) -> None:
+        if isinstance(out, Exception):
             self._stale.add(str(path))  # warn once, not at every selection of the slide
-            show_warning(f"{path.name}: cached results not shown: {exc}")
-            return None
+            self.status.setText("")
+            show_warning(f"{path.name}: cached results not shown: {out}")
+            return
+        if out is None or layer not in self.viewer.layers or RESULT_KEY in layer.metadata:
+            self.status.setText("")
+            return
+        for _ in iter_paint_result(self.viewer, layer, out):
+            yield
+        self._show_prediction(out.result, f"(cached in {path.name}, not rerun)")
+        self.status.setText("Cached results shown; Run to compute them again.")
+        mark_done(self.next_button)
+
+    def show_selected(self) -> None:
+        """The prediction text follows the selected slide: its result, or none yet."""
+        layer = find_slide_layer(self.viewer)
+        slide = slide_of_layer(layer)
+        result = layer.metadata.get(RESULT_KEY) if layer is not None else None
         if result is not None:
-            self._show_prediction(result, f"(cached in {path.name}, not rerun)")
-            self.status.setText("Cached results shown; Run to compute them again.")
-        return result
+            if result is not self.result:
+                self._show_prediction(result, "(shown on the slide)")
+            mark_done(self.next_button)
+        elif slide is not None:
+            self.result = None
+            self.prediction.setText(f"No prediction for <b>{slide.slide_id}</b> yet: press "
+                                    "Run inference.")
+            mark_done(self.next_button, False)

@@ -10,6 +10,7 @@ are outlined on the canvas. ``[`` / ``]`` step to the previous / next most impor
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,6 +18,7 @@ from napari.utils.notifications import show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGridLayout,
@@ -26,8 +28,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_higt.explain.inspect import inspected_scores, node_at, node_summary, ranked_nodes
-from napari_higt.explain.registry import SCORES
+from napari_higt.explain.inspect import node_at, node_summary, node_text, ranked_nodes
+from napari_higt.explain.registry import default_score
 from napari_higt.levels import LEVELS
 from napari_higt.ui.layers import (
     find_slide_layer,
@@ -36,6 +38,7 @@ from napari_higt.ui.layers import (
     unit_scale,
 )
 from napari_higt.ui.results import RESULT_KEY
+from napari_higt.ui.steps import mark_done, next_step_button
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -43,6 +46,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["InspectorWidget"]
 
 THUMB_PX = 96
+#: Outlines on the canvas: the selected node, the nodes it listens to; width in screen px.
+SELECTION_COLOUR = "#ffffff"
+TOP_COLOUR = "#18ffff"
+OUTLINE_PX = 2.5
 
 
 class InspectorWidget(QWidget):
@@ -56,6 +63,11 @@ class InspectorWidget(QWidget):
         self.topk = QSpinBox()
         self.topk.setRange(1, 16)
         self.topk.setValue(5)
+        self.raw = QCheckBox("raw values")
+        self.raw.setToolTip("Show the raw scores instead of their percentiles within the "
+                            "slide and level")
+        self.raw.toggled.connect(lambda *_: self.select(self.node) if self.node is not None
+                                 else None)
         self.info = QLabel("Run inference, then click on the slide.")
         self.info.setWordWrap(True)
         self.info.setTextFormat(Qt.RichText)
@@ -63,12 +75,15 @@ class InspectorWidget(QWidget):
         form = QFormLayout()
         form.addRow("Level", self.level)
         form.addRow("Top-k", self.topk)
+        form.addRow("", self.raw)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.info)
         thumbs = QWidget()
         thumbs.setLayout(self.thumbs)
         layout.addWidget(thumbs)
+        self.next_button = next_step_button(self, "Inspector")
+        layout.addWidget(self.next_button)
         layout.addStretch(1)
         self.node: int | None = None
         self._rank: np.ndarray | None = None
@@ -122,20 +137,23 @@ class InspectorWidget(QWidget):
         self.node = int(node)
         s = node_summary(result, self.node, self.topk.value())
         tissue = self._tissue_fraction(slide, result)[self.node]
-        lines = [(f"<b>{s['level']} node {self.node}</b> at x={s['coords'][0]}, "
-                  f"y={s['coords'][1]} px; tissue {100 * tissue:.0f} %")]
-        for name in inspected_scores():
-            if name in s["scores"]:
-                lines.append(f"{SCORES[name].display_name}: {s['scores'][name]:.3g}")
-        for name, v in s["region_bi"].items():
-            lines.append(f"region {SCORES[name].display_name}: {v:.3g}")
-        lines.append(f"<b>top {len(s['top'])} by {s['top_by']}</b>")
-        lines += [f"{j} ({rel}): {w:.3g}" for j, rel, w in s["top"]]
+        lines = [html.escape(t) for t in node_text(result, self.node, self.topk.value(),
+                                                    raw=self.raw.isChecked())]
+        # Where the canvas speaks µm, so does the position.
+        lines[0] = lines[0].split(" at x=")[0] + f" at {_position(slide, s['coords'])}"
+        lines[0] = f"<b>{lines[0]}</b>; tissue {100 * tissue:.0f} %"
         self.info.setText("<br>".join(lines))
         self._show_thumbnails(slide, result, [self.node] + [j for j, _, _ in s["top"]])
         self._highlight(slide, result, self.node, [j for j, _, _ in s["top"]])
+        mark_done(self.next_button)
 
     def _tissue_fraction(self, slide, result) -> np.ndarray:
+        from napari_higt.ui.paint import TISSUE_KEY
+
+        layer = find_slide_layer(self.viewer)
+        shown = layer.metadata.get(TISSUE_KEY) if layer is not None else None
+        if shown is not None and len(shown) == result.graph.num_nodes:
+            return shown  # measured with the result's maps, off the GUI thread
         key = id(result)
         if key not in self._tissue:
             from napari_higt.graph.layout import node_tissue_fraction
@@ -166,19 +184,28 @@ class InspectorWidget(QWidget):
             self.thumbs.addWidget(label, i // 3, i % 3)
 
     def _highlight(self, slide, result, node: int, top: list[int]) -> None:
+        """Outline the selection and its top-k, in lines of constant screen width."""
+        from napari_higt.ui.screen import keep_screen_width, refresh_screen_width
+
         g = result.graph
         # The selection last, so its outline is drawn over those of its children.
         nodes = [j for j in top if g.level[j] != 0] + [node]
         sizes = np.array([g.patch_size[LEVELS[g.level[j]]] for j in nodes], float)
-        centres = g.coords[nodes].astype(float) + sizes[:, None] / 2
-        colours = ["cyan"] * (len(nodes) - 1) + ["red"]
+        x0y0 = g.coords[nodes].astype(float)
+        rects = [np.array([[y, x], [y + s, x + s]]) for (x, y), s in zip(x0y0, sizes)]
+        colours = [TOP_COLOUR] * (len(nodes) - 1) + [SELECTION_COLOUR]
         name = f"{slide.slide_id} selection"
-        kwargs = slide_layer_kwargs(slide, 1.0, higt_role="selection")
-        if name in self.viewer.layers:
-            self.viewer.layers.remove(name)
-        self.viewer.add_points(centres[:, ::-1], name=name, symbol="square", size=sizes,
-                               face_color="transparent", border_color=colours,
-                               border_width=0.06, **kwargs)
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        if layer is None:
+            kwargs = slide_layer_kwargs(slide, 1.0, higt_role="selection")
+            layer = self.viewer.add_shapes(rects, shape_type="rectangle", name=name,
+                                           face_color="transparent", edge_color=colours,
+                                           **kwargs)
+            keep_screen_width(self.viewer, layer, OUTLINE_PX)
+        else:  # in place: removing a layer costs a garbage collection
+            layer.data = []
+            layer.add_rectangles(rects, edge_color=colours, face_color="transparent")
+            refresh_screen_width(self.viewer, layer)
         self.viewer.layers.selection.active = find_slide_layer(self.viewer)
 
     # ---------------------------------------------------------------- keyboard
@@ -188,7 +215,7 @@ class InspectorWidget(QWidget):
             show_warning("Nothing to inspect yet: run inference on the slide first.")
             return
         result = ctx[2]
-        imp = result.scores.get("node_importance")
+        imp = result.scores.get(default_score(result.scores))
         if imp is None:
             return
         order = ranked_nodes(result.graph, imp, self.level.currentText())
@@ -199,9 +226,16 @@ class InspectorWidget(QWidget):
         self.select(int(order[int(np.clip(i, 0, len(order) - 1))]))
 
     def next_important(self, viewer=None) -> None:
-        """Select the next patch down the importance ranking (key ``]``)."""
+        """Select the next patch down the default map's ranking (key ``]``)."""
         self._step(+1)
 
     def previous_important(self, viewer=None) -> None:
         """Select the previous, more important patch (key ``[``)."""
         self._step(-1)
+
+
+def _position(slide, xy) -> str:
+    """A level-0 (x, y) as the canvas shows it: µm when the slide's scale is known."""
+    if slide.mpp is None:
+        return f"x={int(xy[0])}, y={int(xy[1])} px"
+    return f"x={xy[0] * slide.mpp[0]:.0f}, y={xy[1] * slide.mpp[1]:.0f} µm"

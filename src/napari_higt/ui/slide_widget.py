@@ -16,7 +16,9 @@ from qtpy.QtWidgets import (
 
 from napari_higt.errors import UserFacingError
 from napari_higt.ui.commands import add_tissue_mask
+from napari_higt.ui.follow import follow_slide
 from napari_higt.ui.layers import apply_slide_scale, find_slide_layer, slide_of_layer
+from napari_higt.ui.steps import mark_done, next_step_button
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -46,15 +48,16 @@ class SlideWidget(QWidget):
         row.addWidget(self.set_scale_button)
         form = QFormLayout()
         form.addRow("Pixel size", row)
+        self.next_button = next_step_button(self, "Slide")
         layout = QVBoxLayout(self)
         layout.addWidget(self.info)
         layout.addLayout(form)
         layout.addWidget(self.tissue_button)
+        layout.addWidget(self.next_button)
         layout.addStretch(1)
         self.set_scale_button.clicked.connect(self.set_scale)
         self.tissue_button.clicked.connect(lambda: add_tissue_mask(self.viewer))
-        self.viewer.layers.selection.events.active.connect(self.refresh)
-        self.viewer.layers.events.inserted.connect(self.refresh)
+        follow_slide(self.viewer, self, self.refresh)
         self.refresh()
 
     def refresh(self, event=None) -> None:
@@ -66,6 +69,8 @@ class SlideWidget(QWidget):
         levels = ", ".join(f"{w}x{h}" for w, h in slide.level_dimensions)
         if slide.mpp is not None:
             scale = f"{slide.mpp[0]:.4f} x {slide.mpp[1]:.4f} µm/px"
+            if not slide.mpp_from_file:  # stated by a user or a demo, not read from the file
+                scale += " (<b>assumed</b>: stated, not recorded in the file)"
             self.mpp.setValue(slide.mpp[0])
         else:
             scale = "<b>unknown</b>: state it below to work in µm"
@@ -74,6 +79,7 @@ class SlideWidget(QWidget):
             f"<b>{slide.slide_id}</b> ({slide.vendor or 'generic'})<br>"
             f"levels: {levels}<br>pixel size: {scale}<br>objective: {power}"
         )
+        mark_done(self.next_button, slide.mpp is not None)
 
     def set_scale(self) -> None:
         """Apply the pixel size in the field to the selected slide and all its layers."""

@@ -23,14 +23,13 @@ from qtpy.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
 )
 
 from napari_higt.errors import Cancelled
 from napari_higt.training.results import fmt_metric as _fmt
 from napari_higt.training.results import fold_rows
 from napari_higt.training.runs import best_checkpoint, holds_run, new_run_dir
-from napari_higt.ui.forms import path_row
+from napari_higt.ui.forms import fit_table_rows, path_row, scroll_layout
 from napari_higt.ui.training_curves import CurvePlot
 from napari_higt.ui.training_form import add_training_fields, model_config
 from napari_higt.ui.worker import WorkerWidget
@@ -75,7 +74,7 @@ class TrainingWidget(WorkerWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
-        self.table.setMinimumHeight(110)
+        fit_table_rows(self.table)
         self.checkpoint = QLineEdit()
         self.checkpoint.setReadOnly(True)
         self.checkpoint.setPlaceholderText("best checkpoint of the run")
@@ -84,7 +83,7 @@ class TrainingWidget(WorkerWidget):
         self.use_button.setToolTip("put the best checkpoint into the Inference widget")
         self.use_button.clicked.connect(self.use_in_inference)
 
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addLayout(form)
         layout.addWidget(self._controls())
         layout.addWidget(self.canvas)
@@ -292,6 +291,7 @@ class TrainingWidget(WorkerWidget):
                 f.setBold(True)
                 item.setFont(f)
             self.table.setItem(r, c, item)
+        fit_table_rows(self.table)  # every fold and the mean, not the first three
 
     def _fill_table(self, res: CVResult) -> None:
         self.table.setRowCount(0)

@@ -3,16 +3,23 @@
 `WorkerWidget` runs a job in a `napari.qt.threading` worker with a progress bar and a
 Cancel button; errors become notifications (never a traceback dialog), and a widget that goes
 away while its job runs (the viewer closed) stops the job cleanly.
+
+What a job hands back is shown on the GUI thread by its ``on_done``. Adding a napari layer
+costs that thread a good fraction of a second (its controls, its visual, a redraw), so an
+``on_done`` that adds several is a generator: it yields after each layer and the widget
+resumes it from the event loop, which keeps the viewer responsive (redraws, clicks) between
+layers. The job counts as running until the generator is done.
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -39,6 +46,7 @@ class _Job:
         self.cancel = threading.Event()
         self.worker = None
         self.alive = True
+        self.painting = False  # on_done is adding layers, one event-loop turn at a time
 
 
 class WorkerWidget(QWidget):
@@ -165,7 +173,7 @@ class WorkerWidget(QWidget):
         self.bar.setValue(min(int(done), max(int(total), 1)))
 
     def _release(self, job: _Job) -> None:
-        if self._job is job:
+        if self._job is job and not job.painting:
             self._job = None
             self._holder["job"] = None
             self.run_button.setEnabled(True)
@@ -174,16 +182,42 @@ class WorkerWidget(QWidget):
                 self.bar.setRange(0, 1)
 
     def _finish(self, job: _Job, result: Any, on_done: Callable[[Any], None]) -> None:
-        self._release(job)
         if job.cancel.is_set():
+            self._release(job)
             self._cancelled()
             return
         self.bar.setRange(0, 1)
         self.bar.setValue(1)
         try:
-            on_done(result)
+            out = on_done(result)
         except UserFacingError as exc:
+            self._release(job)
             self._report(str(exc), warning=True)
+            return
+        if inspect.isgenerator(out):
+            job.painting = True
+            self.cancel_button.setEnabled(False)
+            self._paint_step(job, out)
+        else:
+            self._release(job)
+
+    def _paint_step(self, job: _Job, steps) -> None:
+        """Run ``on_done`` up to its next ``yield``, then again from the event loop."""
+        if not job.alive:
+            steps.close()
+            return
+        try:
+            next(steps)
+        except StopIteration:
+            job.painting = False
+            self._release(job)
+            return
+        except UserFacingError as exc:
+            job.painting = False
+            self._release(job)
+            self._report(str(exc), warning=True)
+            return
+        QTimer.singleShot(0, lambda: self._paint_step(job, steps))
 
     def _fail(self, job: _Job, exc: BaseException, what: str) -> None:
         self._release(job)

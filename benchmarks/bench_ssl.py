@@ -3,7 +3,7 @@
     python benchmarks/bench_ssl.py [--tiles DIR] [--epochs 15] [--tile 96] [--per-class 40]
     python benchmarks/bench_ssl.py --nuclei ../shared/data/nuclei/crchistophenotypes
         [--crop 64] [--per-class 250] [--val-per-class 200] [--pretrain 1000]
-        [--seeds 0,1,2] [--epochs 15]
+        [--seeds 0,1,2] [--epochs 30] [--hidden 128] [--latent 64]
 
 ``--nuclei DIR``: real labels -- the four nucleus classes of CRCHistoPhenotypes, train
 split against validation split; the protocol is in ``benchmarks/_nuclei.py``.
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tiles", type=Path, help="ImageFolder of labelled tiles")
     ap.add_argument("--tile", type=int, default=96, help="tile side in px (default 96)")
     ap.add_argument("--per-class", type=int, help="tiles (40) or train nuclei (250) per class")
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, help="pretraining epochs (tiles 15, nuclei 30)")
     ap.add_argument("--n-segments", type=int, help="SLIC segments per tile (50) or crop (32)")
     ap.add_argument("--compactness", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=0)
@@ -161,14 +161,17 @@ def main(argv=None) -> int:
     nuc.add_argument("--data-seed", type=int, default=0, help="seed of the subsampling")
     nuc.add_argument("--timm-arch", default="resnet50",
                      help="timm ImageNet architecture of the random-trunk row (resnet50)")
-    nuc.add_argument("--hidden", type=int, default=64, help="H-MGDM hidden width (64)")
-    nuc.add_argument("--latent", type=int, default=32, help="H-MGDM latent width (32)")
+    nuc.add_argument("--hidden", type=int, default=128,
+                     help="H-MGDM hidden width (128, the small preset's)")
+    nuc.add_argument("--latent", type=int, default=64,
+                     help="H-MGDM latent width (64, the small preset's)")
     nuc.add_argument("--jobs", type=int, default=2, help="entity-graph worker processes")
     nuc.add_argument("--cache", type=Path, help="entity-graph cache folder")
     args = ap.parse_args(argv)
     # mode-dependent defaults: nuclei are many small crops (one torch thread each step is
     # faster than two on a loaded 2-core machine)
-    for key, tiles, nuclei in (("per_class", 40, 250), ("n_segments", 50, 32), ("threads", 2, 1)):
+    for key, tiles, nuclei in (("per_class", 40, 250), ("n_segments", 50, 32), ("threads", 2, 1),
+                               ("epochs", 15, 30)):
         if getattr(args, key) is None:
             setattr(args, key, nuclei if args.nuclei else tiles)
     if args.nuclei:

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_higt.models import edge_ops
-from napari_higt.models.dropout import Dropout, dropout
+from napari_higt.models.dropout import Dropout, dropout, silu_dropout_linear
 from napari_higt.models.edge_ops import EdgeCSR, edge_spmm, gatv2_score
 from napari_higt.models.raconv import level_groups
 
@@ -87,3 +87,23 @@ def test_dropout_is_torch_dropout_to_the_bit() -> None:
     b.square().sum().backward()
     assert torch.equal(a, b) and torch.equal(ga, x.grad)
     assert dropout(x, 0.3, False) is x
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_silu_dropout_linear_is_the_sequential_to_the_bit(training: bool) -> None:
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(12, 5).double()
+    h = torch.randn(40, 12, dtype=torch.double, requires_grad=True)
+
+    def grads(out: torch.Tensor) -> list[torch.Tensor]:
+        return list(torch.autograd.grad(out.square().sum(), [h, lin.weight, lin.bias]))
+
+    torch.manual_seed(7)
+    want = lin(F.dropout(F.silu(h), 0.25, training))
+    g_want = grads(want)
+    torch.manual_seed(7)
+    got = silu_dropout_linear(h, 0.25, training, lin)
+    g_got = grads(got)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g_got, g_want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -363,7 +363,7 @@ def test_build_model_config_errors() -> None:
     with pytest.raises(ValueError, match="pool_ratios"):
         build_model({**SMALL, "pool_ratios": [0.5, -1]})
     with pytest.raises(ValueError, match="model"):
-        build_model({**SMALL, "model": "transmil"})
+        build_model({**SMALL, "model": "not-a-model"})
     cfg = resolve_config({**SMALL, "preset": "official"})
     assert cfg["interaction"] == "r2p" and cfg["pool_ratios"] == [0.5, 5]
     assert cfg["r2p_mode"] == "average" and cfg["conv"] == "raconv"

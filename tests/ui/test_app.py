@@ -72,15 +72,93 @@ def test_workbench_defaults_to_the_demo_and_paints_its_attention(make_napari_vie
     assert inference.last_error is None, inference.last_error
     assert inference.result.pred in inference.prediction.text()
     imp = next(l for l in viewer.layers
-               if f"{SCORES['node_importance'].display_name} x10" in l.name)
+               if f"x10 {SCORES['node_importance'].display_name}" in l.name)
     vals = imp.data[np.isfinite(imp.data)]
     assert vals.size == 64 * 16 and vals.max() == 100.0  # 64 patches, 4 x 4 px; percentiles
     # the x10 heatmap sits on the slide: 512 µm patches (512 px at 1.0 µm/px) / 4 px
     np.testing.assert_allclose(imp.scale, (128.0, 128.0))
     dock = next(k for k in docked if "Inference" in k)
     docked[dock].raise_()
-    viewer.window._qt_window.resize(1600, 1000)
+    viewer.window.resize(1600, 1000)
     qtbot.wait(100)
     viewer.reset_view()
     qtbot.wait(200)
     save_screenshot(viewer, SCREENSHOTS / "workbench.png")
+
+
+def _tab_bars(viewer):
+    """The visible tab bars of the window's dock groups, as lists of tab titles."""
+    from qtpy.QtWidgets import QTabBar
+
+    main = next(iter(viewer.window.dock_widgets.values())).window()
+    return main, [tb for tb in main.findChildren(QTabBar) if tb.isVisible() and tb.count()]
+
+
+def test_workbench_tabs_are_readable_steps_in_order(make_napari_viewer, qtbot):
+    """At 1600 px: the five steps numbered in order in one group, the ML tools in another,
+    no title elided, the window not forced taller than asked; Next brings the next step."""
+    from napari_higt.ui.app import open_workbench
+
+    viewer = make_napari_viewer(show=True)
+    open_workbench(viewer=viewer)
+    viewer.window.resize(1600, 1000)
+    qtbot.wait(300)
+    main, bars = _tab_bars(viewer)
+    groups = sorted([bar.tabText(i) for i in range(bar.count())] for bar in bars)
+    assert groups == [["1 Slide", "2 Graph", "3 Inference", "4 Inspect", "5 Export"],
+                      ["Entities", "Cohort", "Training"]]
+    for bar in bars:
+        for i in range(bar.count()):
+            text = bar.tabText(i)
+            # An elided tab is narrower than its text (Qt draws "Sl…").
+            assert bar.tabRect(i).width() >= bar.fontMetrics().horizontalAdvance(text) + 8, text
+    assert main.height() <= 1000 + 40 and main.width() <= 1600 + 40
+    # The next step is a button away, and it is highlighted once the step is done.
+    slide = next(w for k, w in viewer.window.dock_widgets.items() if k.startswith("Slide"))
+    assert "2 Graph" in slide.next_button.text() and slide.next_button.styleSheet()
+    slide.next_button.click()
+    qtbot.wait(100)
+    steps = next(bar for bar in bars if bar.count() == 5)
+    assert steps.tabText(steps.currentIndex()) == "2 Graph"
+
+
+def test_cached_results_show_on_open_and_prediction_follows_selection(
+        make_napari_viewer, qtbot, tmp_path, cmu1_path):
+    """A slide whose feature file caches a run shows its maps and prediction as soon as the
+    workbench opens it (nothing re-selected, nothing rerun); the prediction text is always
+    the selected slide's."""
+    import shutil
+
+    from napari_higt.demo import demo_files
+    from napari_higt.inference import run_inference
+    from napari_higt.ui.app import open_workbench
+    from napari_higt.ui.results import RESULT_KEY
+    from tests.ui.conftest import open_slide
+
+    files = demo_files()
+    slide = tmp_path / "slides" / "demo_mosaic.tif"
+    slide.parent.mkdir()
+    shutil.copy(files["slide"], slide)
+    first = run_inference(slide, files["checkpoint"], slide.parent / "features", mpp=2.0)
+
+    viewer = make_napari_viewer(show=True)
+    open_workbench(slide, mpp=2.0, viewer=viewer)
+    demo_layer = viewer.layers[0]
+    inference = next(w for k, w in viewer.window.dock_widgets.items()
+                     if k.startswith("Inference"))
+    qtbot.waitUntil(lambda: RESULT_KEY in demo_layer.metadata and not inference.running,
+                    timeout=180_000)
+    scores = [ly for ly in viewer.layers if ly.metadata.get("higt_role") == "score"]
+    assert scores and any(ly.visible for ly in scores)
+    assert demo_layer.metadata[RESULT_KEY].pred == first.pred
+    text = inference.prediction.text()
+    assert f"demo_mosaic: {first.pred}" in text and "cached" in text
+
+    cmu = open_slide(viewer, cmu1_path)  # selected on opening
+    qtbot.waitUntil(lambda: "cmu-1-small-region" in inference.prediction.text(),
+                    timeout=30_000)
+    assert "No prediction" in inference.prediction.text()
+    viewer.layers.selection.active = demo_layer
+    assert f"demo_mosaic: {first.pred}" in inference.prediction.text()
+    viewer.layers.selection.active = cmu
+    assert "No prediction for <b>cmu-1-small-region" in inference.prediction.text()

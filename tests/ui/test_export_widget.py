@@ -120,7 +120,7 @@ def test_export_widget_writes_files_that_read_back(make_napari_viewer, tcga_path
     assert w.running
     qtbot.waitUntil(lambda: not w.running, timeout=60_000)
     assert w.last_error is None, w.last_error
-    assert set(w.written) == {"png", "svg", "pdf", "geojson", "csv"}
+    assert set(w.written) == {"png", "svg", "pdf", "geojson", "csv", "report"}
     assert w.status.text() == "Wrote PNG, SVG, PDF, GeoJSON, CSV to out/"
     # Screenshot of the widget beside the slide with its scores painted (README).
     viewer.reset_view()
@@ -212,7 +212,7 @@ def test_export_cli(tmp_path, tcga_path, predicted, capsys):
     _check_outputs(files, predicted)
     assert main(["export", str(tcga_path), str(predicted.feature_path), "--out", str(out),
                  "--formats", "jpg"]) == 1
-    assert "unknown figure format" in capsys.readouterr().err
+    assert "must be a comma list of png, svg, pdf" in capsys.readouterr().err
 
 
 def test_export_refuses_unwritable_folder(tmp_path, tcga_path, predicted):

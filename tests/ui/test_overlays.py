@@ -176,7 +176,7 @@ def test_heatmap_reads_over_tissue(cmu_viewer, qtbot):
     slide = slide_of_layer(image)
     # A 3 x 3 block of 400 px tiles over the tissue of CMU-1, scores rising across it.
     tile = 400
-    c10 = np.array([[600 + x * tile, 1400 + y * tile] for y in range(3) for x in range(3)])
+    c10 = np.array([[(2 + x) * tile, (4 + y) * tile] for y in range(3) for x in range(3)])
     graph = HierarchicalGraph.from_arrays({"x10": c10}, {"x10": np.ones((9, 2), np.float32)},
                                           patch_size={"x10": tile, "x5": 2 * tile})
     scores = np.full(graph.num_nodes, np.nan)

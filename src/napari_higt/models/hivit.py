@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from napari_higt.models.dropout import Dropout
+from napari_higt.models.dropout import Dropout, silu_dropout_linear
 from napari_higt.models.ssa import FullSelfAttention, SeparableSelfAttention
 
 
@@ -38,6 +38,7 @@ class TransformerLayer(nn.Module):
         else:
             raise ValueError(f"attention must be 'separable' or 'full', got {attention!r}")
         self.norm2 = nn.LayerNorm(dim)
+        # Run as Linear, then SiLU + dropout + Linear fused (forward reads the parts).
         self.ffn = nn.Sequential(
             nn.Linear(dim, ffn_ratio * dim),
             nn.SiLU(),
@@ -51,7 +52,9 @@ class TransformerLayer(nn.Module):
         """Return the updated tokens and the attention context scores (N,)."""
         a, ctx = self.attn(self.norm1(x), batch, num_graphs)
         x = x + self.drop(a)
-        return x + self.ffn(self.norm2(x)), ctx
+        lin1, _, drop1, lin2, drop2 = self.ffn
+        h = silu_dropout_linear(lin1(self.norm2(x)), drop1.p, self.training, lin2)
+        return x + drop2(h), ctx
 
 
 class LevelBlock(nn.Module):

@@ -54,7 +54,8 @@ def open_workbench(slide_path: str | os.PathLike | None = None, mpp: float | Non
     path = Path(slide_path) if slide_path is not None else sample_path()
     # Open the slide before any window so that a bad file fails fast with its message.
     layers = read_slide(str(path), mpp=mpp)
-    if viewer is None:
+    own = viewer is None
+    if own:
         viewer = napari.Viewer(title="napari-higt", show=show)
     for data, kwargs, _ in layers:
         viewer.add_image(data, **kwargs)
@@ -72,11 +73,13 @@ def open_workbench(slide_path: str | os.PathLike | None = None, mpp: float | Non
     arrange_docks(docks, first_tool)
     docks[DOCKED_WIDGETS.index(FRONT_WIDGET)].raise_()
     docks[first_tool].raise_()
-    # napari, Qt, vispy and torch leave a few million long-lived objects; a full garbage
-    # collection walks them all (seconds on a loaded CPU, on whichever thread allocates,
-    # holding the GIL, so the viewer freezes). Frozen, they are never walked again.
-    gc.collect()
-    gc.freeze()
+    if own:
+        # napari, Qt and vispy leave a few million long-lived objects; a full garbage
+        # collection walks them all (seconds on a loaded CPU, on whichever thread
+        # allocates, holding the GIL: the viewer freezes). Frozen, they are never walked
+        # again. Only for a viewer of our own: a caller's (a test's) must stay collectable.
+        gc.collect()
+        gc.freeze()
     return viewer
 
 

@@ -39,10 +39,10 @@ def napari_colormap(name: str, diverging: bool):
 
 
 def score_layer_name(smap: ScoreMap, slide: Slide) -> str:
-    """What the map shows first (napari's layer list elides the middle of a name): the
-    score and level, then the slide, then how its values are scaled."""
+    """The level and score first (napari's layer list elides the middle of a name), then
+    the slide, then how its values are scaled; the colour bar's title."""
     scaled = "raw" if smap.raw else "within slide"
-    return f"{smap.spec.display_name} {smap.level} · {slide.slide_id} · {scaled}"
+    return f"{smap.level} {smap.spec.display_name} · {slide.slide_id} · {scaled}"
 
 
 def score_layer_data(smap: ScoreMap, slide: Slide, opacity: float = 1.0) -> tuple:

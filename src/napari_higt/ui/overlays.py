@@ -14,6 +14,10 @@ Three layers per slide, whatever the graph's size:
   `EDGE_PX` screen pixels at every zoom (`napari_higt.ui.screen`); an edge type is hidden
   by making its colour transparent.
 
+Dots and edges are drawn from the zoom where an x10 tile spans `DETAIL_PX` screen pixels
+(`napari_higt.ui.screen.show_from_zoom`): zoomed out over tens of thousands of patches they
+would be a haze over the tissue costing every frame, and the grid already shows each node.
+
 `graph_layer_data` is plain numpy (it runs in the Graph widget's worker); adding the layers
 is all the GUI thread does, one per event-loop turn (`iter_graph_overlay`). While a score map
 of the slide is shown the graph is dimmed (`dim_graph`), so the colours read as the score's.
@@ -51,6 +55,8 @@ EDGE_PX = 1.5
 #: of every dot in screen pixels.
 DOT_FRACTION = {THUMBNAIL: 0.5, REGION: 0.12, PATCH: 0.18}
 DOT_PX = (3, 10)
+#: Dots and edges are drawn while an x10 tile spans at least this many screen pixels.
+DETAIL_PX = 24
 #: Opacity of each layer, and the factor applied while a score map is shown.
 OPACITY = {"grid": 1.0, "nodes": 0.9, "edges": 0.7}
 DIMMED = 0.3
@@ -60,8 +66,8 @@ GRAPH_PARTS = {
     PATCH: "x10 patches",
     REGION: "x5 regions",
     THUMBNAIL: "whole-slide node",
-    "spatial": "spatial edges (8 neighbours)",
-    "scale": "scale edges (region - patch)",
+    "spatial": "spatial edges",
+    "scale": "scale edges",
 }
 #: Light and dark tint of the checkerboard (RGBA in [0, 1]).
 GRID_TINTS = ((1.0, 1.0, 1.0, 0.12), (0.0, 0.0, 0.0, 0.10))
@@ -175,7 +181,7 @@ def iter_graph_overlay(viewer: napari.viewer.Viewer, graph_or_data, slide: Slide
                        tissue_fraction: np.ndarray | None = None,
                        shown: dict[str, bool] | None = None):
     """`add_graph_overlay` one layer at a time: yields each layer once it is added."""
-    from napari_higt.ui.screen import keep_screen_width
+    from napari_higt.ui.screen import keep_screen_width, show_from_zoom
 
     data = (graph_layer_data(graph_or_data, slide, tissue_fraction)
             if isinstance(graph_or_data, HierarchicalGraph) else graph_or_data)
@@ -205,7 +211,15 @@ def iter_graph_overlay(viewer: napari.viewer.Viewer, graph_or_data, slide: Slide
             keep_screen_width(viewer, layer, EDGE_PX)
         if kind == "points":
             layer.shown = _shown_levels(layer, shown)
+        if kind in ("points", "vectors"):  # a haze below DETAIL_PX: the grid shows the nodes
+            show_from_zoom(viewer, layer, float(values_tile(data)), DETAIL_PX)
         yield layer
+
+
+def values_tile(data: list[tuple]) -> float:
+    """Side of an x10 tile in level-0 px, from the layer data (the grid's pixel size)."""
+    return next((float(kwargs["metadata"]["higt_px_scale"]) for _, kwargs, kind in data
+                 if kind == "image"), 0.0)
 
 
 def _edge_colours(kind, shown: dict[str, bool], colours) -> np.ndarray:
@@ -306,5 +320,7 @@ def legend_html() -> str:
             ("&#9733;", LEVEL_COLOURS[THUMBNAIL], "whole-slide node (thumbnail)"),
             ("&#9472;", EDGE_COLOURS[EDGE_SPATIAL], "spatial edge: 8 neighbours"),
             ("&#9472;", EDGE_COLOURS[EDGE_SCALE], "scale edge: region to its patches")]
-    return "<br>".join(f"<span style='color:{c}; font-size:14px'>{m}</span> {t}"
-                       for m, c, t in rows)
+    return "<br>".join([f"<span style='color:{c}; font-size:14px'>{m}</span> {t}"
+                        for m, c, t in rows]
+                       + [f"<i>dots and edges show once a patch is {DETAIL_PX} px wide on "
+                          "screen (zoom in)</i>"])

@@ -1,9 +1,14 @@
-"""Line widths in screen pixels: outlines and edges that stay thin at every zoom.
+"""What the camera's zoom decides: line widths in screen pixels, detail shown when legible.
 
 napari draws the ``edge_width`` of Vectors and Shapes in data units, so a line 6 µm wide
 covers a patch at high zoom and vanishes at low zoom. A layer registered with
 `keep_screen_width` gets its width reset to ``px`` screen pixels whenever the camera zooms
 (or the layer is rescaled), through the camera's public zoom event.
+
+A layer registered with `show_from_zoom` (a graph's dots and edges) is drawn only while its
+tiles are at least ``min_px`` screen pixels wide: below that tens of thousands of dots and
+lines are a haze over the tissue and cost every frame (the patch grid raster still shows
+every node). It reappears when zoomed in; a layer the user hid stays hidden.
 """
 
 from __future__ import annotations
@@ -16,10 +21,14 @@ from napari_higt.ui.layers import camera
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-__all__ = ["keep_screen_width", "refresh_screen_width", "data_per_screen_px", "SCREEN_PX_KEY"]
+__all__ = ["keep_screen_width", "refresh_screen_width", "data_per_screen_px", "SCREEN_PX_KEY",
+           "show_from_zoom", "DETAIL_KEY"]
 
 #: ``layer.metadata`` key holding the width in screen pixels a layer's lines keep.
 SCREEN_PX_KEY = "higt_screen_px"
+#: ``layer.metadata`` key of (tile side in data units, least screen px) of `show_from_zoom`.
+DETAIL_KEY = "higt_detail_from"
+_HIDDEN_KEY = "higt_hidden_by_zoom"
 _WATCHED: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -42,17 +51,46 @@ def refresh_screen_width(viewer: napari.Viewer, layer) -> None:
 
 
 def _scalar(value) -> bool:
-    return getattr(value, "ndim", 0) == 0
+    return isinstance(value, (int, float)) or getattr(value, "shape", None) == ()
+
+
+def refresh_detail(viewer: napari.Viewer, layer) -> None:
+    """Show or hide a `show_from_zoom` layer for the current zoom."""
+    spec = layer.metadata.get(DETAIL_KEY)
+    if spec is None:
+        return
+    tile, min_px = spec
+    legible = tile / data_per_screen_px(viewer, layer) >= min_px
+    if not legible and layer.visible:
+        layer.metadata[_HIDDEN_KEY] = True
+        layer.visible = False
+    elif legible and layer.metadata.pop(_HIDDEN_KEY, False) and not layer.visible:
+        layer.visible = True
 
 
 def _update_all(viewer: napari.Viewer) -> None:
     for layer in list(viewer.layers):
         refresh_screen_width(viewer, layer)
+        refresh_detail(viewer, layer)
+
+
+def show_from_zoom(viewer: napari.Viewer, layer, tile: float, min_px: float) -> None:
+    """Draw ``layer`` only while a ``tile`` (data units) spans ``min_px`` screen pixels."""
+    layer.metadata[DETAIL_KEY] = (float(tile), float(min_px))
+    _watch(viewer)
+    refresh_detail(viewer, layer)
 
 
 def keep_screen_width(viewer: napari.Viewer, layer, px: float) -> None:
     """Keep ``layer.edge_width`` at ``px`` screen pixels from now on (any zoom, any scale)."""
     layer.metadata[SCREEN_PX_KEY] = float(px)
+    _watch(viewer)
+    layer.events.scale.connect(lambda e=None, layer=layer: refresh_screen_width(viewer, layer))
+    refresh_screen_width(viewer, layer)
+
+
+def _watch(viewer: napari.Viewer) -> None:
+    """Subscribe once per viewer to its camera's zoom and to new layers."""
     if viewer not in _WATCHED:
         _WATCHED.add(viewer)
         ref = weakref.ref(viewer)
@@ -64,5 +102,3 @@ def keep_screen_width(viewer: napari.Viewer, layer, px: float) -> None:
 
         camera(viewer).events.zoom.connect(on_change)
         viewer.layers.events.inserted.connect(on_change)
-    layer.events.scale.connect(lambda e=None, layer=layer: refresh_screen_width(viewer, layer))
-    refresh_screen_width(viewer, layer)

@@ -176,10 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, tuple[list[dict], float | None]] = {}
     floor = "floor: mean feature + logistic regression"
     results[floor] = (floor_scores(ds, folds), None)
+    print("  " + table({floor: results[floor]}).splitlines()[-1], flush=True)
     for name in args.models:
         tm = time.perf_counter()
         results[name] = model_scores(ds, folds, name, args)
-        print(f"  {name}: {time.perf_counter() - tm:.0f} s", flush=True)
+        row = table({name: results[name]}).splitlines()[-1]  # kept in the log as it comes
+        print(f"  {name}: {time.perf_counter() - tm:.0f} s  {row}", flush=True)
     md = table(results)
     wall = time.perf_counter() - t0
     notes = margins(results, floor) + [

@@ -44,25 +44,10 @@ def open_slide(viewer, path, mpp=None):
     return layer
 
 
-#: Widget tests that the workbench rework of issue 15 (colour and transparency of the
-#: heatmaps, the edge-tissue layer, off-thread painting, warm-up, start-up warnings) left
-#: failing when the session ended: the rework is not finished, and these stay visible as
-#: expected failures (non-strict, so a fixed one shows as XPASS) until it is.
-UNFINISHED_REWORK = {
-    "test_app.py::test_view_headless_writes_the_workbench_png",
-    "test_export_widget.py::test_export_widget_writes_files_that_read_back",
-    "test_inference_widget.py::test_run_paints_scores_and_inspector_follows_clicks",
-    "test_inference_widget.py::test_reopened_slide_shows_cached_results_without_rerunning",
-    "test_inference_widget.py::test_second_run_warns_and_cancel_paints_nothing",
-    "test_inference_widget.py::test_inspector_keys_clicks_and_screenshot",
-    "test_overlays.py::test_heatmap_reads_over_tissue",
-    "test_startup_warnings.py::test_view_headless_starts_without_warnings",
-    "test_training_widget.py::test_train_from_the_widget",
-}
+def shown_text(label) -> str:
+    """What a (rich-text) QLabel shows a reader: markup rendered, entities decoded."""
+    from qtpy.QtGui import QTextDocument
 
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if f"{item.path.name}::{item.name}" in UNFINISHED_REWORK:
-            item.add_marker(pytest.mark.xfail(
-                reason="issue 15 workbench rework unfinished", strict=False))
+    doc = QTextDocument()
+    doc.setHtml(label.text())
+    return doc.toPlainText()

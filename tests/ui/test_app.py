@@ -30,7 +30,7 @@ def test_open_workbench_docks_the_widgets(make_napari_viewer, tcga_path):
     viewer = make_napari_viewer()
     open_workbench(tcga_path, mpp=0.25, viewer=viewer)
     assert viewer.layers[0].scale[0] == 0.25
-    docked = viewer.window._dock_widgets
+    docked = viewer.window.dock_widgets
     for name in DOCKED_WIDGETS:
         assert any(name in key for key in docked), docked.keys()
 
@@ -60,10 +60,10 @@ def test_workbench_defaults_to_the_demo_and_paints_its_attention(make_napari_vie
     open_workbench(viewer=viewer)
     assert viewer.layers[0].name == "demo_mosaic"
     assert viewer.layers[0].scale[0] == 2.0  # the demo's assumed scale
-    docked = viewer.window._dock_widgets
+    docked = viewer.window.dock_widgets
     for name in DOCKED_WIDGETS:
         assert any(name in key for key in docked), docked.keys()
-    inference = next(d for k, d in docked.items() if "Inference" in k).widget()
+    inference = next(d for k, d in docked.items() if "Inference" in k)
     assert inference.checkpoint.text() == str(files["checkpoint"])
 
     inference.features_dir.setText(str(tmp_path / "features"))  # keep sample_data clean

@@ -109,7 +109,7 @@ def test_review_a_cohort(make_napari_viewer, qtbot, notes, cached_calls, cohort_
     assert len(cached_calls) == 1  # no cached scores for this one
     viewer.window._qt_window.activateWindow()
     qtbot.wait(200)
-    dock = viewer.window._dock_widgets["Cohort browser (napari-higt)"]
+    dock = viewer.window.dock_widgets["Cohort browser (napari-higt)"].parent()
     viewer.window._qt_window.resizeDocks([dock], [560], Qt.Horizontal)
     qtbot.wait(100)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

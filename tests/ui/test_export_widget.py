@@ -121,7 +121,7 @@ def test_export_widget_writes_files_that_read_back(make_napari_viewer, tcga_path
     qtbot.waitUntil(lambda: not w.running, timeout=60_000)
     assert w.last_error is None, w.last_error
     assert set(w.written) == {"png", "svg", "pdf", "geojson", "csv", "report"}
-    assert w.status.text() == "Wrote PNG, SVG, PDF, GeoJSON, CSV to out/"
+    assert w.status.text() == "Wrote PNG, SVG, PDF, GeoJSON, CSV, report.md to out/"
     # Screenshot of the widget beside the slide with its scores painted (README).
     viewer.reset_view()
     qtbot.wait(100)
@@ -143,7 +143,7 @@ def test_export_widget_writes_files_that_read_back(make_napari_viewer, tcga_path
     bar = root.find(f".//{SVG}g[@id='scalebar']")
     assert bar is not None and bar.find(f"{SVG}path") is not None
 
-    kwargs = {"score": w.score.currentText(), "level": w.level.currentText(),
+    kwargs = {"score": w.score.currentData(), "level": w.level.currentText(),
               "opacity": w.opacity.value(), "dpi": w.dpi.value()}
     _check_scale_bar(w.written["png"], slide, predicted, kwargs, tmp_path / "bare",
                      monkeypatch)

@@ -15,7 +15,7 @@ from napari_higt.ui.inference_widget import InferenceWidget
 from napari_higt.ui.inspector_widget import InspectorWidget
 from napari_higt.ui.layers import slide_of_layer
 from napari_higt.ui.results import RESULT_KEY
-from tests.ui.conftest import SCREENSHOTS, open_slide
+from tests.ui.conftest import SCREENSHOTS, open_slide, shown_text
 
 
 @pytest.fixture
@@ -97,12 +97,12 @@ def test_run_paints_scores_and_inspector_follows_clicks(tcga_viewer, qtbot, smal
 
     insp._on_click(viewer, SimpleNamespace(type="mouse_press", modifiers=(), position=world))
     assert insp.node == patch
-    assert f"x10 node {patch} at" in insp.info.text()
-    assert "percentile within this slide&#x27;s x10 patches" in insp.info.text() or \
-        "percentile within this slide's x10 patches" in insp.info.text()
-    assert f"{r2p_name}: " in insp.info.text() and "signed percentile" in insp.info.text()
+    info = shown_text(insp.info)
+    assert f"x10 node {patch} at" in info
+    assert "percentile within this slide's x10 patches" in info
+    assert f"{r2p_name}: " in info and "signed percentile" in info
     # The position in µm, as the canvas speaks (1 µm/px here).
-    assert f"at x={g.coords[patch][0]}, y={g.coords[patch][1]} µm" in insp.info.text()
+    assert f"at x={g.coords[patch][0]}, y={g.coords[patch][1]} µm" in info
     # The selection outlined last, on its tile, in lines a constant 2.5 screen px wide.
     sel = viewer.layers[f"{slide_of_layer(layer).slide_id} selection"]
     rect = np.asarray(sel.data[-1])

@@ -31,6 +31,9 @@ from napari_higt.ui.worker import WorkerWidget
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
+#: How the status line names an output kind (default: its key in capitals).
+_KIND_NAMES = {"geojson": "GeoJSON", "report": "report.md"}
+
 __all__ = ["ExportWidget", "view_region"]
 
 
@@ -163,7 +166,7 @@ class ExportWidget(WorkerWidget):
     def _done(self, written: dict[str, Path]) -> None:
         self.written = written
         folder = next(iter(written.values())).parent
-        kinds = ", ".join({"geojson": "GeoJSON"}.get(k, k.upper()) for k in written)
+        kinds = ", ".join(_KIND_NAMES.get(k, k.upper()) for k in written)
         # The dock is narrow and a wrapped label gets clipped: the status names the kinds and
         # the folder; its tooltip and the notification give the full paths.
         self.status.setText(f"Wrote {kinds} to {folder.name}/")

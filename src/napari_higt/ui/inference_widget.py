@@ -29,7 +29,7 @@ from napari_higt.ui.paint import ResultPaint, iter_paint_result, load_and_prepar
     prepare_result_paint
 from napari_higt.ui.results import RESULT_KEY
 from napari_higt.ui.steps import mark_done, next_step_button
-from napari_higt.ui.worker import WorkerWidget
+from napari_higt.ui.worker import WorkerWidget, start_background
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -155,22 +155,18 @@ class InferenceWidget(WorkerWidget):
     def _warm_up(self, path: Path) -> None:
         """Build the checkpoint's model and run it once in the background, so the first Run
         does not pay for the imports and first-call set-up (`inference.warm.warm_up`)."""
-        from napari.qt.threading import create_worker
-
         from napari_higt.inference.warm import warm_up
 
         key = (str(path), path.stat().st_mtime_ns, self.device.currentText())
         if key in self._warmed:
             return
         self._warmed.add(key)
-        worker = create_worker(warm_up, str(path), key[2], _start_thread=False,
-                               _ignore_errors=True)
-        # A checkpoint the model cannot be built from: Run says so, with its message.
-        worker.errored.connect(lambda exc: None)
-        worker.returned.connect(lambda seconds: setattr(self, "warmup_seconds", seconds))
-        worker.finished.connect(lambda: setattr(self, "warming", False))
         self.warming = True
-        worker.start()
+
+        # A checkpoint the model cannot be built from: Run says so, with its message.
+        start_background(warm_up, str(path), key[2],
+                         on_done=lambda seconds: setattr(self, "warmup_seconds", seconds),
+                         on_finished=lambda: setattr(self, "warming", False))
 
     def _show_card(self, card) -> None:
         """The model card's headline in the Model row, the whole card as its tooltip."""

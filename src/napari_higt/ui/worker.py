@@ -13,6 +13,7 @@ layers. The job counts as running until the generator is done.
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import threading
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from napari_higt.ui.layers import find_slide_layer, slide_of_layer
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-__all__ = ["WorkerWidget", "mpp_missing_message"]
+__all__ = ["WorkerWidget", "mpp_missing_message", "start_background"]
 
 
 class _Job:
@@ -275,6 +276,55 @@ def _abandon(holder: dict) -> None:
     except RuntimeError:  # the worker's Qt object is already gone
         pass
     holder["job"] = None
+
+
+#: Seconds the interpreter waits at exit for background work still running.
+EXIT_WAIT_S = 120.0
+_background: set[threading.Event] = set()
+
+
+def start_background(func: Callable[..., Any], *args: Any,
+                     on_done: Callable[[Any], None] | None = None,
+                     on_finished: Callable[[], None] | None = None) -> None:
+    """Run ``func(*args)`` once in a napari worker, with no progress and no Cancel (short,
+    uninterruptible work such as warming a model up); errors are dropped (the foreground
+    run that needs the same thing reports them), ``on_done`` gets the result and
+    ``on_finished`` runs either way (both on the GUI thread).
+
+    The process waits for such work at exit: a worker thread still importing or running
+    when the interpreter tears its modules and Qt objects down fails inside superqt, and
+    PyQt turns that into an abort (a viewer closed right after it opened, ``view --headless``).
+    """
+    from napari.qt.threading import create_worker
+
+    done = threading.Event()
+
+    def work():
+        try:
+            return func(*args)
+        finally:
+            done.set()
+
+    if not _background:
+        atexit.register(_wait_for_background)
+    _background.add(done)
+    worker = create_worker(work, _start_thread=False, _ignore_errors=True)
+    worker.errored.connect(lambda exc: None)
+    if on_done is not None:
+        worker.returned.connect(on_done)
+    worker.finished.connect(lambda: _background.discard(done))
+    if on_finished is not None:
+        worker.finished.connect(on_finished)
+    worker.start()
+
+
+def _wait_for_background() -> None:
+    from qtpy.QtCore import QThreadPool
+
+    for done in list(_background):
+        done.wait(EXIT_WAIT_S)
+    # Then let the workers emit their last signals before Qt's objects go.
+    QThreadPool.globalInstance().waitForDone(int(EXIT_WAIT_S * 1000))
 
 
 def mpp_missing_message(slide) -> str:

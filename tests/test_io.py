@@ -73,3 +73,21 @@ def test_file_digest(tmp_path):
     full = hashlib.sha1(f.read_bytes()).hexdigest()
     assert io.file_digest(f) == full
     assert io.file_digest(f, 16) == full[:16]
+
+
+def test_state_dict_helpers_strip_wrappers_and_name_every_difference():
+    import numpy as np
+
+    from napari_higt.io import state_dict_mismatch, strip_wrapper_prefixes
+
+    want = {"a.weight": np.zeros((4, 2)), "a.bias": np.zeros(4), "b.weight": np.zeros(3)}
+    wrapped = {f"module.model.{k}": v for k, v in want.items()}
+    assert strip_wrapper_prefixes(wrapped, set(want)).keys() == want.keys()
+    # keys that already meet the model's, or share no known prefix, stay as they are
+    assert strip_wrapper_prefixes(dict(want), set(want)).keys() == want.keys()
+    assert set(strip_wrapper_prefixes({"x.y": 1}, set(want))) == {"x.y"}
+    assert state_dict_mismatch(want, dict(want)) == []
+    got = {"a.weight": np.zeros((4, 3)), "b.weight": np.zeros(3), "c": np.zeros(1)}
+    assert state_dict_mismatch(want, got) == [
+        "1 missing (a.bias)", "1 unexpected (c)",
+        "1 of another shape (a.weight: file (4, 3) vs model (4, 2))"]

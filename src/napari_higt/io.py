@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from napari_higt.errors import CheckpointError, StorageError, UserFacingError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_via",
+__all__ = ["WRAPPER_PREFIXES", "strip_wrapper_prefixes", "state_dict_mismatch", "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_via",
            "file_digest", "file_lock", "load_torch", "remove_stale_tmp", "save_torch",
            "storage_error", "writable_folder"]
 
@@ -273,6 +273,48 @@ def load_torch(path: str | os.PathLike, what: str = "checkpoint",
             f"is refused as a {what} (loading it could run code){tail}") from None
     except Exception as exc:  # truncated zip, zero bytes, not a torch file at all
         raise error(_unreadable(path, what, exc, tail)) from None
+
+
+#: Prefixes that training wrappers put before every key of a state dict: DataParallel /
+#: DDP (``module.``), Lightning modules, DINO teachers and students, ``torch.compile``.
+WRAPPER_PREFIXES = ("module.", "backbone.", "model.", "encoder.", "trunk.", "teacher.", "net.",
+                    "vit.", "_orig_mod.")
+
+
+def strip_wrapper_prefixes(sd: dict[str, Any], model_keys: set[str],
+                           prefixes: tuple[str, ...] = WRAPPER_PREFIXES) -> dict[str, Any]:
+    """Remove a prefix shared by every key of ``sd``, again while no key is one of
+    ``model_keys``; a state dict whose keys already meet the model's is returned as is."""
+    while sd and not (set(sd) & model_keys):
+        p = next((p for p in prefixes if all(k.startswith(p) for k in sd)), None)
+        if p is None:
+            break
+        sd = {k[len(p):]: v for k, v in sd.items()}
+    return sd
+
+
+def _listing(items: list[str], n: int) -> str:
+    more = f", ... ({len(items) - n} more)" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def state_dict_mismatch(want: dict[str, Any], got: dict[str, Any], n: int = 6) -> list[str]:
+    """How the tensors ``got`` differ from those a model ``want``s, one phrase per kind:
+    ``"2 missing (a, b)"``, ``"1 unexpected (c)"``, ``"1 of another shape (d: file (3,)
+    vs model (4,))"``; empty when they fit."""
+    missing = sorted(k for k in want if k not in got)
+    unexpected = sorted(k for k in got if k not in want)
+    shapes = sorted(f"{k}: file {tuple(got[k].shape)} vs model {tuple(want[k].shape)}"
+                    for k in want if k in got and hasattr(got[k], "shape")
+                    and tuple(got[k].shape) != tuple(want[k].shape))
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing ({_listing(missing, n)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected ({_listing(unexpected, n)})")
+    if shapes:
+        parts.append(f"{len(shapes)} of another shape ({_listing(shapes, min(n, 3))})")
+    return parts
 
 
 def _unreadable(path: Path, what: str, exc: Exception, tail: str) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 
 from napari_higt.errors import FeatureError
 from napari_higt.features.base import register_extractor
-from napari_higt.io import file_digest
+from napari_higt.io import file_digest, strip_wrapper_prefixes
 
 __all__ = ["CNNExtractor", "build_trunk", "ARCH_DIMS"]
 
@@ -207,21 +207,12 @@ def _normalise_keys(sd: dict, model_keys: set[str]) -> dict:
         if m:
             k = m.group(1) + m.group(2)
         out[k] = v
-    # strip the longest common wrapper prefix so keys match the model's
-    prefixes = ("module.", "model.", "backbone.", "encoder.", "net.", "trunk.")
-    changed = True
-    while changed and out and not (set(out) & model_keys):
-        changed = False
-        for p in prefixes:
-            if all(k.startswith(p) for k in out):
-                out = {k[len(p):]: v for k, v in out.items()}
-                changed = True
-                break
-        else:
-            # keys like "model.0.conv0.weight" (features wrapped in a Sequential)
-            stripped = {re.sub(r"^[a-z_]+\.\d+\.", "features.", k): v for k, v in out.items()}
-            if set(stripped) & model_keys:
-                out = stripped
+    out = strip_wrapper_prefixes(out, model_keys)
+    if not set(out) & model_keys:
+        # keys like "model.0.conv0.weight" (features wrapped in a Sequential)
+        stripped = {re.sub(r"^[a-z_]+\.\d+\.", "features.", k): v for k, v in out.items()}
+        if set(stripped) & model_keys:
+            out = stripped
     return out
 
 

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from napari_higt.errors import FeatureError
+from napari_higt.io import state_dict_mismatch, strip_wrapper_prefixes
 
 __all__ = ["read_state_dict", "fit_state_dict", "hf_vit_to_timm", "WEIGHT_SUFFIXES"]
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 _NESTS = ("state_dict", "model_state_dict", "model", "teacher", "module")
-_PREFIXES = ("module.", "backbone.", "model.", "encoder.", "trunk.", "teacher.", "vit.",
-             "_orig_mod.")
 #: Keys of a checkpoint's own head or pooler: not part of a feature trunk, dropped by name.
 _HEAD_PREFIXES = ("head.", "fc.", "classifier.", "pooler.", "head_drop.")
 
@@ -69,18 +68,6 @@ def _unnest(obj: Any) -> dict[str, Any]:
             return {}
         obj = inner
     return {k: v for k, v in obj.items() if hasattr(v, "shape")}
-
-
-def _strip_prefixes(sd: dict[str, Any], model_keys: set[str]) -> dict[str, Any]:
-    """Remove wrapper prefixes shared by every key until the keys meet the model's."""
-    while sd and not (set(sd) & model_keys):
-        for p in _PREFIXES:
-            if all(k.startswith(p) for k in sd):
-                sd = {k[len(p):]: v for k, v in sd.items()}
-                break
-        else:
-            return sd
-    return sd
 
 
 _HF_BLOCK = re.compile(r"^encoder\.layer\.(\d+)\.(.+)$")
@@ -140,11 +127,6 @@ def hf_vit_to_timm(sd: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _listing(keys: list[str], n: int = 6) -> str:
-    more = f", ... ({len(keys) - n} more)" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
-
-
 def fit_state_dict(sd: dict[str, Any], model, what: str, key_format: str = "timm",
                    ) -> tuple[dict[str, Any], list[str]]:
     """Map ``sd`` onto ``model``'s keys and check that it fits exactly.
@@ -171,24 +153,14 @@ def fit_state_dict(sd: dict[str, Any], model, what: str, key_format: str = "timm
     target = model.state_dict()
     keys = set(target)
     if key_format == "hf_vit":
-        sd = hf_vit_to_timm(_strip_prefixes(dict(sd), {"embeddings.cls_token"}))
+        sd = hf_vit_to_timm(strip_wrapper_prefixes(dict(sd), {"embeddings.cls_token"}))
     elif key_format != "timm":
         raise FeatureError(f"unknown key format {key_format!r}; expected 'timm' or 'hf_vit'")
-    sd = _strip_prefixes(dict(sd), keys)
+    sd = strip_wrapper_prefixes(dict(sd), keys)
     dropped = sorted(k for k in sd if k not in keys and k.startswith(_HEAD_PREFIXES))
     sd = {k: v for k, v in sd.items() if k not in dropped}
-    missing = sorted(keys - set(sd))
-    unexpected = sorted(set(sd) - keys)
-    shapes = sorted(f"{k}: file {tuple(sd[k].shape)} vs model {tuple(target[k].shape)}"
-                    for k in keys & set(sd) if tuple(sd[k].shape) != tuple(target[k].shape))
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing ({_listing(missing)})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected ({_listing(unexpected)})")
-        if shapes:
-            parts.append(f"{len(shapes)} of another shape ({_listing(shapes, 3)})")
+    parts = state_dict_mismatch(target, sd)
+    if parts:
         raise FeatureError(
             f"{what}: the weights do not fit the architecture: {'; '.join(parts)}. "
             "Nothing was loaded; check --arch / --preset against the file's model card")

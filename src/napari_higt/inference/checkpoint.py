@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_higt.errors import CheckpointError
+from napari_higt.io import state_dict_mismatch
 
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "model_from_checkpoint",
            "config_differences", "write_card"]
@@ -157,33 +158,13 @@ def model_from_checkpoint(ckpt: dict[str, Any] | str | os.PathLike, map_location
         model = build_model(dict(cfg["model"]))
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"the checkpoint's model config cannot be built here: {exc}") from None
-    problem = _state_dict_mismatch(model.state_dict(), ckpt["state_dict"])
+    problem = state_dict_mismatch(model.state_dict(), ckpt["state_dict"], n=3)
     if problem:
         raise CheckpointError(
             "the checkpoint's weights do not fit its model config (was it written by another "
-            f"version of napari-higt?): {problem}")
+            f"version of napari-higt?): {'; '.join(problem)}")
     model.load_state_dict(ckpt["state_dict"], strict=True)
     return model.eval()
-
-
-def _state_dict_mismatch(want: dict[str, Any], got: dict[str, Any]) -> str:
-    """One line saying how ``got`` differs from ``want`` (empty when it fits)."""
-    def some(keys: list[str]) -> str:
-        return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-
-    parts = []
-    missing = [k for k in want if k not in got]
-    extra = [k for k in got if k not in want]
-    shapes = [f"{k} {tuple(got[k].shape)} for {tuple(want[k].shape)}" for k in want
-              if k in got and hasattr(got[k], "shape") and tuple(got[k].shape)
-              != tuple(want[k].shape)]
-    if missing:
-        parts.append(f"{len(missing)} weight(s) missing ({some(missing)})")
-    if extra:
-        parts.append(f"{len(extra)} unexpected ({some(extra)})")
-    if shapes:
-        parts.append(f"{len(shapes)} of another shape than the config gives ({some(shapes)})")
-    return "; ".join(parts)
 
 
 def config_differences(saved: Any, current: Any, prefix: str = "") -> list[str]:

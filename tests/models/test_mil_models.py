@@ -230,3 +230,42 @@ def test_h2mil_learns_a_planted_patch() -> None:
         imp, level = out.node_importance[sl], data.level[sl]
         patch_imp = imp[level == 2]
         assert (patch_imp > imp[p]).sum().item() < 0.10 * patch_imp.numel(), (i, p)
+
+
+# ------------------------------------------------------------------------------ TransMIL passes
+def test_transmil_pass_groups_cover_every_side_once() -> None:
+    from napari_higt.models.transmil import pass_groups
+
+    sides = [3, 1, 7, 7, 2, 14, 3, 5]
+    assert pass_groups(sides, 0.0) == [(s, s) for s in sorted(set(sides))]
+    assert pass_groups(sides, float("inf")) == [(1, 14)]
+    assert pass_groups([], 100.0) == []
+    for ov in (10.0, 100.0, 250.0, 1000.0):
+        groups = pass_groups(sides, ov)
+        assert groups[0][0] == 1 and groups[-1][1] == 14
+        assert all(a[1] < b[0] for a, b in zip(groups, groups[1:]))  # disjoint, in order
+        covered = [s for s in set(sides) if any(lo <= s <= hi for lo, hi in groups)]
+        assert sorted(covered) == sorted(set(sides))
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_transmil_padded_grids_change_nothing(train: bool) -> None:
+    """One pass for the whole batch (padded grids, masked tokens) gives what one pass per grid
+    size gives: logits, attention and (in training, without dropout) the gradients."""
+    torch.manual_seed(3)
+    model = TransMIL(DIM, 3, hidden=32, heads=4, dropout=0.0).double().train(train)
+    bags = [b.double() for b in _bags([1, 2, 5, 9, 10, 26, 40, 3], seed=5)]
+    data = BagBatch.from_bags(bags, torch.tensor([0, 1, 2, 1, 0, 2, 1, 0]))
+    outs, grads = [], []
+    for ov in (0.0, float("inf")):
+        model.pass_overhead = ov
+        model.zero_grad()
+        out = model(data)
+        F.cross_entropy(out.logits, data.y).backward()
+        outs.append(out)
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    torch.testing.assert_close(outs[0].logits, outs[1].logits, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(outs[0].mil_attention, outs[1].mil_attention, rtol=1e-9,
+                               atol=1e-9)
+    for n in grads[0]:
+        torch.testing.assert_close(grads[0][n], grads[1][n], rtol=1e-8, atol=1e-10, msg=n)

@@ -170,7 +170,8 @@ _benchmark("mosaic", ["benchmarks/bench_mosaic.py"])
 _benchmark("mosaic-region", ["benchmarks/bench_mosaic.py", "--task", "region"])
 _benchmark("ui", ["benchmarks/bench_ui.py"], xvfb=True)
 _benchmark("ssl", ["benchmarks/bench_ssl.py", "--epochs", "10"])
-_benchmark("explain", ["benchmarks/bench_explain.py"])
+_benchmark("explain", ["benchmarks/bench_explain.py", "--slides", "64", "--epochs", "25",
+                       "--lr", "2e-3"])
 _benchmark("cohort", ["benchmarks/bench_cohort.py"])
 
 

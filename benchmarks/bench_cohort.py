@@ -92,7 +92,8 @@ def model_scores(ds, folds, name: str, args) -> tuple[list[dict], float]:
     cfg = TrainConfig(model={"model": name}, epochs=args.epochs, lr=args.lr,
                       weight_decay=args.weight_decay, batch_size=args.batch_size,
                       seeds=list(folds), folds=args.folds, patience=args.patience,
-                      protocol="inner-val", device="cpu", save_checkpoints=False)
+                      protocol="inner-val", device="cpu", save_checkpoints=False,
+                      eval_batch_size=64)  # scoring in larger batches: same numbers, faster
     clock = _EpochClock()
     res = train_cross_validation(ds, cfg, folds=folds, callbacks=[clock])
     rows = [{"seed": f.seed, "fold": f.fold, "auc": f.auc, "acc": f.acc,
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_cohort: no cohort at {args.cohort} (features/ and labels.csv)",
               file=sys.stderr)
         return 1
-    t0 = time.perf_counter()
+    t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
     ds = BagDataset.from_folder(args.cohort / "features", args.cohort / "labels.csv",
                                 group_column=args.group_column)
     load_s = time.perf_counter() - t0
@@ -188,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         f"protocol: epoch chosen on a grouped validation split (20 % of each training part, "
         f"early stop after {args.patience} epochs, at most {args.epochs}); outer fold scored "
         f"once. Adam lr {args.lr}, weight decay {args.weight_decay}, batch {args.batch_size} "
-        f"bags. Wall time {wall / 60:.1f} min, torch threads {args.threads}, load average "
-        f"at the end {os.getloadavg()[0]:.1f} (other jobs on the machine)."]
+        f"bags. Wall time {wall / 60:.1f} min (CPU time of this process "
+        f"{(time.process_time() - c0) / 60:.1f} min), torch threads {args.threads}, "
+        f"{os.cpu_count()} cores, load average {load0:.1f} at the start and "
+        f"{os.getloadavg()[0]:.1f} at the end (other jobs on the machine)."]
     print("\n" + md + "\n\n" + "\n".join(notes))
     if args.md:
         args.md.write_text(md + "\n\n" + "\n".join(notes) + "\n", encoding="utf-8")

@@ -69,7 +69,9 @@ def _build(dataset: Any, train_idx: np.ndarray, config: TrainConfig, seed: int, 
     torch.manual_seed(mix_seed(seed, fold, 0))
     model = build_model(mcfg)
     # Label-free statistics of the training fold only: no leak from the validation slides.
-    fit_standardizer(model, (dataset[int(i)] for i in train_idx))
+    # (bags: one gather of every training row instead of a batch per slide)
+    fit_standardizer(model, [dataset.collate(train_idx)] if hasattr(dataset, "collate")
+                     else (dataset[int(i)] for i in train_idx))
     model = model.to(device)
     ckpt_config = {
         "model": model.config, "class_names": list(dataset.class_names),

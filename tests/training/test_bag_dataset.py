@@ -67,3 +67,21 @@ def test_from_arrays_matches_per_bag_rows() -> None:
     b = ds.collate(idx)
     np.testing.assert_array_equal(b.x.numpy(), np.concatenate([bags[i] for i in idx]))
     assert ds.n_classes == 3
+
+
+def test_bag_and_graph_datasets_share_the_label_bookkeeping(tmp_path) -> None:
+    """Length, classes, counts and the class check live once (training.labelled)."""
+    from napari_higt.training.dataset import SlideGraphDataset
+    from napari_higt.training.labelled import LabelledSlides, class_indices
+
+    assert issubclass(BagDataset, LabelledSlides) and issubclass(SlideGraphDataset,
+                                                                 LabelledSlides)
+    y, names = class_indices(["b", "a", "b"])
+    assert names == ["a", "b"] and y.tolist() == [1, 0, 1]
+    ds = BagDataset.from_arrays([np.ones((2, 3))] * 3, ["b", "a", "b"])
+    assert len(ds) == 3 and ds.n_classes == 2 and ds.class_counts().tolist() == [1, 2]
+    assert ds.summary().startswith("3 bags (a: 1, b: 2)")
+    torch.save(torch.ones(4, 3), tmp_path / "s1.pt")
+    (tmp_path / "labels.csv").write_text("slide_id,label\ns1,a\ns2,b\n")
+    with pytest.warns(UserWarning), pytest.raises(FeatureError, match="has class 'b'"):
+        BagDataset.from_folder(tmp_path, tmp_path / "labels.csv")

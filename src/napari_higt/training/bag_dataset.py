@@ -15,20 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from napari_higt.errors import FeatureError, warn_user
+from napari_higt.errors import FeatureError
 from napari_higt.features.bags import bag_files, read_bag_folder
-from napari_higt.labels import class_order, read_labels
+from napari_higt.labels import read_labels
+from napari_higt.training.labelled import LabelledSlides, class_indices, warn_unpaired
 
 __all__ = ["BagDataset"]
 
 
-def _short(items: Sequence[str], n: int = 8) -> str:
-    s = ", ".join(items[:n])
-    return s + (f", ... ({len(items) - n} more)" if len(items) > n else "")
-
-
 @dataclass
-class BagDataset:
+class BagDataset(LabelledSlides):
     """Labelled bags. ``collate(idx)`` -> :class:`BagBatch`; ``ds[i]`` one bag as a batch.
 
     Attributes
@@ -40,6 +36,9 @@ class BagDataset:
         All bags, one after the other; ``offsets[i]:offsets[i + 1]`` are the rows of bag i.
     skipped : one line per bad file left out (``skip_bad=True``)
     missing_features, unlabelled : as :class:`SlideGraphDataset`
+
+    Length, classes, class counts and the class check come from
+    `training.labelled.LabelledSlides`, shared with :class:`SlideGraphDataset`.
     """
 
     slide_ids: list[str]
@@ -65,7 +64,8 @@ class BagDataset:
         Raises
         ------
         FeatureError
-            Bad files without ``skip_bad`` (one line per file), or no usable bag.
+            Bad files without ``skip_bad`` (one line per file), no usable bag, or a class
+            without a usable bag.
         LabelError
             Unusable labels CSV or group column.
         """
@@ -83,25 +83,19 @@ class BagDataset:
             raise FeatureError(
                 f"none of the {len(table.slide_ids)} slides of {labels_csv} has a usable bag "
                 f"<slide_id>.pt or .h5 in {features_dir}; check the slide ids")
-        notes = []
-        if folder.bad:
-            notes.append(f"{len(folder.bad)} bad feature file(s) skipped")
-        if missing:
-            notes.append(f"{len(missing)} labelled slide(s) have no feature file and are "
-                         f"skipped: {_short(missing)}")
-        if unlabelled:
-            notes.append(f"{len(unlabelled)} feature file(s) have no label and are skipped: "
-                         f"{_short(unlabelled)}")
-        if notes:
-            warn_user("; ".join(notes))
+        warn_unpaired(missing, unlabelled,
+                      [f"{len(folder.bad)} bad feature file(s) skipped"] if folder.bad else [])
         ids = [table.slide_ids[i] for i in keep]
         groups = (np.asarray(table.groups, dtype=object)[keep]
                   if table.groups is not None else None)
         folds = np.asarray(table.folds, dtype=np.int64)[keep] if table.folds is not None else None
-        return cls.from_arrays([folder.bags[s].features for s in ids], table.index()[keep],
-                               table.class_names, ids, folds=folds, groups=groups,
-                               skipped=folder.bad, missing_features=missing,
-                               unlabelled=unlabelled, group_column=group_column)
+        ds = cls.from_arrays([folder.bags[s].features for s in ids], table.index()[keep],
+                             table.class_names, ids, folds=folds, groups=groups,
+                             skipped=folder.bad, missing_features=missing,
+                             unlabelled=unlabelled, group_column=group_column)
+        ds.check_classes(f"of {os.path.basename(labels_csv)} with a usable bag in "
+                         f"{features_dir}")
+        return ds
 
     @classmethod
     def from_arrays(cls, bags: Sequence[Any], labels: Sequence[int] | Sequence[str],
@@ -111,13 +105,7 @@ class BagDataset:
         indices or class names."""
         import torch
 
-        labels = list(labels)
-        named = bool(labels) and isinstance(labels[0], str)
-        if class_names is None:
-            class_names = (class_order(labels) if named
-                           else [str(i) for i in range(int(max(labels)) + 1)])
-        class_names = [str(c) for c in class_names]
-        y = np.array([class_names.index(v) for v in labels] if named else labels, np.int64)
+        y, class_names = class_indices(labels, class_names)
         mats = [torch.as_tensor(np.asarray(b, dtype=np.float32)) for b in bags]
         sizes = np.array([m.shape[0] for m in mats], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(sizes)])
@@ -129,13 +117,6 @@ class BagDataset:
         return cls(ids, y, class_names, torch.cat(mats).contiguous(), offsets, **kw)
 
     # ------------------------------------------------------------------ access
-    def __len__(self) -> int:
-        return len(self.slide_ids)
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
-
     @property
     def in_dim(self) -> int:
         return int(self.x.shape[1])
@@ -159,12 +140,8 @@ class BagDataset:
     def __getitem__(self, i: int) -> Any:
         return self.collate([int(i)])
 
-    def class_counts(self, idx: Sequence[int] | None = None) -> np.ndarray:
-        y = self.y if idx is None else self.y[np.asarray(idx, dtype=np.int64)]
-        return np.bincount(y, minlength=self.n_classes)
-
     def summary(self) -> str:
-        counts = ", ".join(f"{c}: {n}" for c, n in zip(self.class_names, self.class_counts()))
+        counts = self.class_summary()
         sizes = np.diff(self.offsets)
         return (f"{len(self)} bags ({counts}); {self.in_dim} features, {int(np.median(sizes))} "
                 f"instances per bag (median), no coordinates")

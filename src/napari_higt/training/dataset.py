@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from napari_higt.errors import FeatureError, warn_user
-from napari_higt.labels import class_order, read_labels
+from napari_higt.errors import FeatureError
+from napari_higt.labels import read_labels
+from napari_higt.training.labelled import LabelledSlides, class_indices, short_list, warn_unpaired
 
 __all__ = ["SlideGraphDataset", "load_graph"]
 
@@ -39,7 +40,7 @@ def load_graph(path: str | os.PathLike, extractor: str | None = None,
 
 
 @dataclass
-class SlideGraphDataset:
+class SlideGraphDataset(LabelledSlides):
     """Labelled slide graphs. ``ds[i]`` is a PyG ``Data`` with ``y`` (1,) and ``slide_id``.
 
     Attributes
@@ -100,15 +101,7 @@ class SlideGraphDataset:
                 f"<slide_id>.h5 in {features_dir} ({len(files)} .h5 files there); run "
                 "`napari-higt preprocess` first or check the slide ids"
             )
-        if missing or unlabelled:
-            msg = []
-            if missing:
-                msg.append(f"{len(missing)} labelled slide(s) have no feature file and are "
-                           f"skipped: {_short(missing)}")
-            if unlabelled:
-                msg.append(f"{len(unlabelled)} feature file(s) have no label and are skipped: "
-                           f"{_short(unlabelled)}")
-            warn_user("; ".join(msg))
+        warn_unpaired(missing, unlabelled)
         ids = [table.slide_ids[i] for i in keep]
         y = table.index()[keep]
         folds = np.asarray(table.folds, dtype=np.int64)[keep] if table.folds is not None else None
@@ -137,24 +130,6 @@ class SlideGraphDataset:
         ds.check_files()
         return ds
 
-    def check_classes(self, which: str = "") -> None:
-        """Refuse a dataset in which a class has no slide (so at most one class is learned).
-
-        Raises
-        ------
-        FeatureError
-            Naming the classes left without slides, e.g. after slides without feature files
-            were skipped.
-        """
-        counts = self.class_counts()
-        empty = [c for c, n in zip(self.class_names, counts) if n == 0]
-        if empty:
-            have = ", ".join(f"{c} ({n})" for c, n in zip(self.class_names, counts) if n)
-            raise FeatureError(
-                f"no slide {which} has class {', '.join(map(repr, empty))}: only {have} "
-                "remain(s); training needs slides of every class (and at least two classes). "
-                "Preprocess the missing slides or fix the labels")
-
     def check_files(self) -> None:
         """Read every feature file once (kept when caching); refuse the run if any is bad.
 
@@ -176,7 +151,8 @@ class SlideGraphDataset:
             if self.cache:
                 self._graphs[i] = g
         if bad:
-            others = f"; also unusable: {_short([b for b, _ in bad[1:]])}" if len(bad) > 1 else ""
+            others = (f"; also unusable: {short_list([b for b, _ in bad[1:]])}"
+                      if len(bad) > 1 else "")
             raise FeatureError(f"{len(bad)} feature file(s) cannot be used for training: "
                                f"{bad[0][1]}{others}")
 
@@ -187,17 +163,7 @@ class SlideGraphDataset:
                     folds: Sequence[int] | None = None,
                     extractor: str | None = None) -> SlideGraphDataset:
         """Wrap PyG graphs already in memory; labels are class indices or class names."""
-        labels = list(labels)
-        if class_names is None:
-            if labels and isinstance(labels[0], str):
-                class_names = class_order(labels)
-            else:
-                class_names = [str(i) for i in range(int(max(labels)) + 1)]
-        class_names = [str(c) for c in class_names]
-        if labels and isinstance(labels[0], str):
-            y = np.array([class_names.index(v) for v in labels], dtype=np.int64)
-        else:
-            y = np.asarray(labels, dtype=np.int64)
+        y, class_names = class_indices(labels, class_names)
         if slide_ids is None:
             slide_ids = [str(getattr(g, "slide_id", None) or f"slide_{i:04d}")
                          for i, g in enumerate(graphs)]
@@ -208,13 +174,6 @@ class SlideGraphDataset:
         return ds
 
     # ------------------------------------------------------------------ access
-    def __len__(self) -> int:
-        return len(self.slide_ids)
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
-
     @property
     def in_dim(self) -> int:
         """Node feature width (read from the files' attrs or the first graph)."""
@@ -241,15 +200,5 @@ class SlideGraphDataset:
         out.slide_id = self.slide_ids[int(i)]
         return out
 
-    def class_counts(self, idx: Sequence[int] | None = None) -> np.ndarray:
-        y = self.y if idx is None else self.y[np.asarray(idx, dtype=np.int64)]
-        return np.bincount(y, minlength=self.n_classes)
-
     def summary(self) -> str:
-        counts = ", ".join(f"{c}: {n}" for c, n in zip(self.class_names, self.class_counts()))
-        return f"{len(self)} slides ({counts})"
-
-
-def _short(items: Sequence[str], n: int = 8) -> str:
-    s = ", ".join(items[:n])
-    return s + (f", ... ({len(items) - n} more)" if len(items) > n else "")
+        return f"{len(self)} slides ({self.class_summary()})"

@@ -347,7 +347,7 @@ def print_table(summary: list[dict], heldout: dict, tasks: list[str]) -> None:
                                                       f"{r['d_del'][1]:.3f})"),
                       ms(r["ins"]) + ("" if rand else f" ({r['d_ins'][0]:+.3f} ± "
                                                       f"{r['d_ins'][1]:.3f})")]
-        print("| " + " | ".join(cells) + " |")
+        print("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     print()
     print("held-out AUC of the last-epoch models: " + "; ".join(
         f"{t}: " + ", ".join(f"{n} {a:.2f}" for n, a in heldout[t].items()) for t in tasks))

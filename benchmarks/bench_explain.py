@@ -8,7 +8,7 @@ define the label; every other patch is tissue A.
 Every mosaic is written twice: as it is, and with each B cell replaced by an A tile (the
 "background" slide; the A cells hold the very same tiles). Both go through the whole pipeline
 (tiling, handcrafted features, graph). Then, per task: ``--folds``-fold stratified CV (seed
-0); in each fold every model trains on the training slides for ``--epochs`` epochs and its
+``--seed``, 0); in each fold every model trains on the training slides for ``--epochs`` epochs and its
 LAST-epoch weights (chosen without the held-out slides) explain the held-out slides:
 
 * localisation: AUROC of the map's x10 values for B vs A patches;
@@ -219,9 +219,9 @@ def train_models(ds, tr, va, fold: int, names: list[str], args, run_dir: Path) -
     for name in names:
         mcfg = {**MOSAIC_MODELS[name], "hidden": args.hidden, "n_blocks": args.blocks}
         cfg = TrainConfig(model=mcfg, epochs=args.epochs, lr=args.lr, folds=args.folds,
-                          batch_size=args.batch_size, seeds=[0], device="cpu")
+                          batch_size=args.batch_size, seeds=[args.seed], device="cpu")
         fdir = run_dir / name.split(" (")[0].replace(" ", "_").replace("/", "") / f"fold{fold}"
-        train_fold(ds, tr, va, cfg, seed=0, fold=fold, n_folds=args.folds, fold_dir=fdir,
+        train_fold(ds, tr, va, cfg, seed=args.seed, fold=fold, n_folds=args.folds, fold_dir=fdir,
                    resume=True)
         out[name] = model_from_checkpoint(fold_checkpoint(fdir, "last"))
     return out
@@ -244,10 +244,11 @@ def run_task(task: str, tiles, args) -> tuple[list[dict], dict]:
     if list(ds.slide_ids) != [s["slide_id"] for s in slides]:
         raise SystemExit(f"{work}: the feature files do not match the slides")
     records, curves, heldout = [], {}, {n: ([], []) for n in args.models}
-    for fold, (tr, va) in enumerate(make_splits(ds.y, args.folds, 0)):
+    for fold, (tr, va) in enumerate(make_splits(ds.y, args.folds, args.seed)):
         t = time.perf_counter()
         runs = work / (f"runs_e{args.epochs}_h{args.hidden}_b{args.blocks}_"
-                       f"bs{args.batch_size}_lr{args.lr}")
+                       f"bs{args.batch_size}_lr{args.lr}"
+                       + (f"_s{args.seed}" if args.seed else ""))
         models = train_models(ds, tr, va, fold, args.models, args, runs)
         t_train = time.perf_counter() - t
         for i in va:
@@ -408,6 +409,8 @@ def main() -> int:
     ap.add_argument("--ig-steps", type=int, default=16)
     ap.add_argument("--random", type=int, default=3, help="random orders per slide (3)")
     ap.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=MODEL_NAMES)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the CV split and of the training (0); the slides stay the same")
     ap.add_argument("--gap", type=float, default=0.1,
                     help="evidence-bearing slides: the background twin lowers the predicted-"
                          "class probability by at least this much (0.1)")
@@ -436,7 +439,7 @@ def main() -> int:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     print()
     print(f"Explanation faithfulness, CONSTRUCTED labels; {args.slides} slides per task, "
-          f"{args.grid} x {args.grid} x10 patches, {args.folds}-fold CV (seed 0), "
+          f"{args.grid} x {args.grid} x10 patches, {args.folds}-fold CV (seed {args.seed}), "
           f"{args.epochs} epochs (last-epoch weights), hidden {args.hidden}, lr {args.lr}, "
           f"IG {args.ig_steps} steps, {args.random} random orders per slide, CPU")
     print()

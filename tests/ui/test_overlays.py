@@ -207,3 +207,62 @@ def test_heatmap_reads_over_tissue(cmu_viewer, qtbot):
     tissue = colour[("high", False)].mean((0, 1))
     expect = rgba[3] * 255 * rgba[:3] + (1 - rgba[3]) * tissue
     np.testing.assert_allclose(colour[("high", True)].mean((0, 1)), expect, atol=25)
+
+
+def test_dots_and_edges_are_kept_near_the_view(make_napari_viewer, tcga_path):
+    """Zoomed in on a large graph, only the dots and edges near the view are drawn; a pan
+    brings in those of the new place; switching a part off holds across the re-selection."""
+    from napari_higt.graph import HierarchicalGraph
+    from napari_higt.ui.layers import camera, slide_of_layer
+    from napari_higt.ui.overlays import DETAIL_PX, part_visible
+    from napari_higt.ui.screen import view_rect
+
+    viewer = make_napari_viewer()
+    (image,) = viewer.open(str(tcga_path), plugin="napari-higt")
+    slide = slide_of_layer(image)
+    slide.set_mpp(1.0)
+    gy, gx = np.mgrid[0:40, 0:40]
+    c10 = np.column_stack([gx.ravel(), gy.ravel()]) * 512
+    graph = HierarchicalGraph.from_arrays({"x10": c10}, {"x10": np.ones((len(c10), 2), np.float32)},
+                                          patch_size={"x10": 512, "x5": 1024})
+    every_edge = graph_layer_data(graph, slide)[1][0]
+    n_edges = len(every_edge)
+    _, edges, nodes = add_graph_overlay(viewer, graph, slide)
+    cam = camera(viewer)
+
+    def in_view(points, layer):
+        r0, c0, r1, c1 = view_rect(viewer, layer)
+        return ((points[:, 0] >= r0) & (points[:, 0] <= r1)
+                & (points[:, 1] >= c0) & (points[:, 1] <= c1))
+
+    every_mid = every_edge[:, 0] + every_edge[:, 1] / 2
+    drawn = []
+    for centre in ((2000.0, 2000.0), (18000.0, 15000.0)):
+        cam.center = centre
+        cam.zoom = 8 * DETAIL_PX / 512  # a patch spans 192 screen px: dots and edges drawn
+        assert edges.visible and nodes.visible
+        mid = edges.data[:, 0] + edges.data[:, 1] / 2
+        # a few views' worth, every edge on screen among them
+        assert 0 < len(mid) < n_edges / 4
+        on_screen = {tuple(m) for m in every_mid[in_view(every_mid, edges)]}
+        assert on_screen and on_screen <= {tuple(m) for m in mid}
+        pts = np.asarray(nodes.data)
+        assert 0 < nodes.shown.sum() < len(pts) / 4
+        parts = part_visible(viewer, str(slide.path))
+        on = np.array([parts[lv] for lv in nodes.features["level"]])
+        assert nodes.shown[in_view(pts, nodes) & on].all()
+        drawn.append({tuple(m) for m in mid})
+        if centre == (2000.0, 2000.0):
+            set_graph_part(viewer, str(slide.path), "spatial", False)
+            set_graph_part(viewer, str(slide.path), "x10", False)
+    assert not drawn[0] & drawn[1]  # the pan brought in the edges of the new place
+    # switched off before the pan, still off after it
+    assert not part_visible(viewer, str(slide.path))["spatial"]
+    kind = edges.features["type"].to_numpy()
+    assert (np.asarray(edges.edge_color)[kind == "spatial", 3] == 0).all()
+    assert not nodes.shown[nodes.features["level"].to_numpy() == "x10"].any()
+    # zoomed out, the whole graph is the grid alone; back in, its dots and edges return
+    viewer.reset_view()
+    assert not edges.visible
+    cam.zoom = 2 * DETAIL_PX / 512
+    assert edges.visible and 0 < len(edges.data) < n_edges

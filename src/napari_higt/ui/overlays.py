@@ -74,6 +74,11 @@ GRID_TINTS = ((1.0, 1.0, 1.0, 0.12), (0.0, 0.0, 0.0, 0.10))
 ROLE_KEY = "higt_role"
 BASE_OPACITY_KEY = "higt_base_opacity"
 ROLES = {"grid": "graph-grid", "nodes": "graph-nodes", "edges": "graph-edges"}
+#: ``layer.metadata`` keys: every edge (vectors, type, colours as shown, colours in full),
+#: the node levels switched on, and which items are near the view (`ui.screen.cull_to_view`).
+_EDGES_KEY = "higt_edges"
+_LEVELS_KEY = "higt_levels_shown"
+_CULL_MASK_KEY = "higt_near_view"
 
 
 def _name(part: str, slide: Slide) -> str:
@@ -181,7 +186,7 @@ def iter_graph_overlay(viewer: napari.viewer.Viewer, graph_or_data, slide: Slide
                        tissue_fraction: np.ndarray | None = None,
                        shown: dict[str, bool] | None = None):
     """`add_graph_overlay` one layer at a time: yields each layer once it is added."""
-    from napari_higt.ui.screen import keep_screen_width, show_from_zoom
+    from napari_higt.ui.screen import cull_to_view, keep_screen_width, show_from_zoom
 
     data = (graph_layer_data(graph_or_data, slide, tissue_fraction)
             if isinstance(graph_or_data, HierarchicalGraph) else graph_or_data)
@@ -205,15 +210,53 @@ def iter_graph_overlay(viewer: napari.viewer.Viewer, graph_or_data, slide: Slide
                                                  kwargs["edge_color"])
         if dimmed:
             kwargs["opacity"] = kwargs["opacity"] * DIMMED
+        # What the graph widget reads back goes in with the layer: it looks on insertion.
+        kwargs["metadata"] = meta = dict(kwargs["metadata"])
+        if kind == "vectors":
+            full = np.asarray(kwargs["edge_color"], float)
+            meta[_EDGES_KEY] = {"data": np.asarray(values), "colours": full.copy(),
+                                "type": np.asarray(kwargs["features"]["type"]),
+                                "full_alpha": full[:, 3].copy()}
+        if kind == "points":
+            meta[_LEVELS_KEY] = np.isin(np.asarray(kwargs["features"]["level"]),
+                                        [lv for lv in LEVELS if shown.get(lv, True)])
+            kwargs["shown"] = meta[_LEVELS_KEY]
         layer = getattr(viewer, f"add_{kind}")(values, **kwargs)
         if kind == "vectors":
-            layer.metadata["higt_edge_colours"] = np.asarray(kwargs["edge_color"]).copy()
             keep_screen_width(viewer, layer, EDGE_PX)
-        if kind == "points":
-            layer.shown = _shown_levels(layer, shown)
         if kind in ("points", "vectors"):  # a haze below DETAIL_PX: the grid shows the nodes
             show_from_zoom(viewer, layer, float(values_tile(data)), DETAIL_PX)
+            # Zoomed in far enough to draw them, most of them are off screen.
+            cull_to_view(viewer, layer, _positions(layer, kind),
+                         _show_edges(layer) if kind == "vectors" else _show_nodes(layer))
         yield layer
+
+
+def _positions(layer, kind: str) -> np.ndarray:
+    """(row, col) of each item: a node's centre, an edge's midpoint."""
+    if kind == "points":
+        return np.asarray(layer.data)[:, -2:]
+    vec = layer.metadata[_EDGES_KEY]["data"]
+    return vec[:, 0, -2:] + vec[:, 1, -2:] / 2
+
+
+def _show_nodes(layer):
+    def show(mask: np.ndarray) -> None:
+        layer.metadata[_CULL_MASK_KEY] = mask
+        layer.shown = layer.metadata[_LEVELS_KEY] & mask
+    return show
+
+
+def _show_edges(layer):
+    def show(mask: np.ndarray) -> None:
+        full = layer.metadata[_EDGES_KEY]
+        layer.metadata[_CULL_MASK_KEY] = mask
+        # One refresh: the data, its features and colours change together.
+        with layer.events.blocker_all():
+            layer.data = full["data"][mask]
+            layer.features = {"type": full["type"][mask]}
+        layer.edge_color = full["colours"][mask]
+    return show
 
 
 def values_tile(data: list[tuple]) -> float:
@@ -228,11 +271,6 @@ def _edge_colours(kind, shown: dict[str, bool], colours) -> np.ndarray:
         if not shown.get(part, True):
             out[np.asarray(kind) == part, 3] = 0.0
     return out
-
-
-def _shown_levels(layer, shown: dict[str, bool]) -> np.ndarray:
-    level = layer.features["level"].to_numpy()
-    return np.isin(level, [lv for lv in LEVELS if shown.get(lv, True)])
 
 
 def graph_layers(viewer: napari.viewer.Viewer, slide_path: str) -> list:
@@ -275,19 +313,19 @@ def set_graph_part(viewer: napari.viewer.Viewer, slide_path: str, part: str,
     elif part in LEVELS:
         layer = graph_layer(viewer, slide_path, "nodes")
         if layer is not None:
-            shown = {lv: bool(np.any(layer.shown & (layer.features["level"] == lv).to_numpy()))
-                     for lv in LEVELS}
-            shown[part] = visible
-            layer.shown = _shown_levels(layer, shown)
+            level = layer.features["level"].to_numpy()
+            layer.metadata[_LEVELS_KEY] = np.where(level == part, visible,
+                                                   layer.metadata[_LEVELS_KEY])
+            near = layer.metadata.get(_CULL_MASK_KEY, True)
+            layer.shown = layer.metadata[_LEVELS_KEY] & near
     else:
         layer = graph_layer(viewer, slide_path, "edges")
         if layer is not None:
-            kind = layer.features["type"].to_numpy()
-            colours = np.array(layer.edge_color, float, copy=True)
-            full = layer.metadata["higt_edge_colours"]
-            sel = kind == part
-            colours[sel, 3] = full[sel, 3] if visible else 0.0
-            layer.edge_color = colours
+            full = layer.metadata[_EDGES_KEY]
+            sel = full["type"] == part
+            full["colours"][sel, 3] = full["full_alpha"][sel] if visible else 0.0
+            near = layer.metadata.get(_CULL_MASK_KEY, np.ones(len(sel), bool))
+            layer.edge_color = full["colours"][near]
     return layer is not None
 
 
@@ -300,15 +338,15 @@ def part_visible(viewer: napari.viewer.Viewer, slide_path: str) -> dict[str, boo
     nodes = graph_layer(viewer, slide_path, "nodes")
     if nodes is not None:
         level = nodes.features["level"].to_numpy()
+        on = nodes.metadata[_LEVELS_KEY]
         for lv in LEVELS:
-            out[lv] = bool(np.any(nodes.shown[level == lv])) if np.any(level == lv) else True
+            out[lv] = bool(np.any(on[level == lv])) if np.any(level == lv) else True
     edges = graph_layer(viewer, slide_path, "edges")
     if edges is not None:
-        kind = edges.features["type"].to_numpy()
-        alpha = np.asarray(edges.edge_color)[:, 3]
+        full = edges.metadata[_EDGES_KEY]
         for part in ("spatial", "scale"):
-            sel = kind == part
-            out[part] = bool(np.any(alpha[sel] > 0)) if sel.any() else True
+            sel = full["type"] == part
+            out[part] = bool(np.any(full["colours"][sel, 3] > 0)) if sel.any() else True
     return out
 
 

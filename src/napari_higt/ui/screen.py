@@ -9,12 +9,22 @@ A layer registered with `show_from_zoom` (a graph's dots and edges) is drawn onl
 tiles are at least ``min_px`` screen pixels wide: below that tens of thousands of dots and
 lines are a haze over the tissue and cost every frame (the patch grid raster still shows
 every node). It reappears when zoomed in; a layer the user hid stays hidden.
+
+A layer registered with `cull_to_view` holds only the items near the view: its owner gives
+each item's position and a function that shows a subset. When the camera leaves the area
+last kept, the area is recentred on the view and grown by ``margin`` views on every side,
+so a drag re-selects once per view width travelled, not at every frame, and a frame draws
+about (1 + 2 margin)² views' worth of lines and dots instead of the whole slide's (zooming
+in by more than 2x re-selects too, so the kept area stays a few views).
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from napari_higt.ui.layers import camera
 
@@ -22,13 +32,16 @@ if TYPE_CHECKING:  # pragma: no cover
     import napari
 
 __all__ = ["keep_screen_width", "refresh_screen_width", "data_per_screen_px", "SCREEN_PX_KEY",
-           "show_from_zoom", "DETAIL_KEY"]
+           "show_from_zoom", "DETAIL_KEY", "cull_to_view", "refresh_cull", "view_rect",
+           "CULL_KEY"]
 
 #: ``layer.metadata`` key holding the width in screen pixels a layer's lines keep.
 SCREEN_PX_KEY = "higt_screen_px"
 #: ``layer.metadata`` key of (tile side in data units, least screen px) of `show_from_zoom`.
 DETAIL_KEY = "higt_detail_from"
 _HIDDEN_KEY = "higt_hidden_by_zoom"
+#: ``layer.metadata`` key of a `cull_to_view` registration (a `_Cull`).
+CULL_KEY = "higt_cull"
 _WATCHED: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -68,10 +81,82 @@ def refresh_detail(viewer: napari.Viewer, layer) -> None:
         layer.visible = True
 
 
+def view_rect(viewer: napari.Viewer, layer) -> tuple[float, float, float, float]:
+    """(row0, col0, row1, col1) of the canvas's view in ``layer``'s data coordinates."""
+    cam = camera(viewer)
+    zoom = float(cam.zoom) or 1.0
+    h, w = viewer.canvas.size
+    cy, cx = (float(c) for c in cam.center[-2:])
+    sy, sx = (abs(float(v)) or 1.0 for v in layer.scale[-2:])
+    ty, tx = (float(v) for v in layer.translate[-2:])
+    hy, hx = h / 2 / zoom, w / 2 / zoom
+    return ((cy - hy - ty) / sy, (cx - hx - tx) / sx, (cy + hy - ty) / sy, (cx + hx - tx) / sx)
+
+
+class _Cull:
+    """What `cull_to_view` keeps for a layer: item positions, the subset setter, the area."""
+
+    def __init__(self, positions: np.ndarray, show: Callable[[np.ndarray], None],
+                 margin: float):
+        self.positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+        self.show = show
+        self.margin = float(margin)
+        self.kept: tuple[float, float, float, float] | None = None
+        self.mask = np.ones(len(self.positions), bool)
+
+    def update(self, view: tuple[float, float, float, float], force: bool = False) -> bool:
+        r0, c0, r1, c1 = view
+        k = self.kept
+        grow = (1 + 2 * self.margin) ** 2
+        if not force and k is not None and k[0] <= r0 and k[1] <= c0 and r1 <= k[2] and \
+                c1 <= k[3] and (k[2] - k[0]) * (k[3] - k[1]) <= 4 * grow * (r1 - r0) * (c1 - c0):
+            return False  # inside the kept area, and zoomed in less than 2x since
+        dr, dc = (r1 - r0) * self.margin, (c1 - c0) * self.margin
+        self.kept = (r0 - dr, c0 - dc, r1 + dr, c1 + dc)
+        p = self.positions
+        mask = ((p[:, 0] >= self.kept[0]) & (p[:, 0] <= self.kept[2])
+                & (p[:, 1] >= self.kept[1]) & (p[:, 1] <= self.kept[3]))
+        if force or not np.array_equal(mask, self.mask):
+            self.mask = mask
+            self.show(mask)
+        return True
+
+
+def cull_to_view(viewer: napari.Viewer, layer, positions: np.ndarray,
+                 show: Callable[[np.ndarray], None], margin: float = 1.0) -> None:
+    """Keep only the items of ``layer`` near the view drawn from now on.
+
+    Parameters
+    ----------
+    positions : (N, 2) array
+        Each item's (row, col) in the layer's data coordinates.
+    show : callable
+        ``show(mask)`` makes the layer draw the items where the boolean ``mask`` is True.
+    margin : float
+        Views kept on each side of the view.
+    """
+    layer.metadata[CULL_KEY] = _Cull(positions, show, margin)
+    _watch(viewer)
+    refresh_cull(viewer, layer)
+
+
+def refresh_cull(viewer: napari.Viewer, layer, force: bool = False) -> None:
+    """Re-select a `cull_to_view` layer's items for the current view (``force``: even when
+    the view is inside the kept area, e.g. after the owner changed the items' colours)."""
+    cull = layer.metadata.get(CULL_KEY)
+    if cull is None:
+        return
+    if not layer.visible:
+        cull.kept = None  # a hidden layer draws nothing: select again when it shows
+        return
+    cull.update(view_rect(viewer, layer), force=force)
+
+
 def _update_all(viewer: napari.Viewer) -> None:
     for layer in list(viewer.layers):
         refresh_screen_width(viewer, layer)
         refresh_detail(viewer, layer)
+        refresh_cull(viewer, layer)
 
 
 def show_from_zoom(viewer: napari.Viewer, layer, tile: float, min_px: float) -> None:
@@ -101,4 +186,5 @@ def _watch(viewer: napari.Viewer) -> None:
                 _update_all(v)
 
         camera(viewer).events.zoom.connect(on_change)
+        camera(viewer).events.center.connect(on_change)
         viewer.layers.events.inserted.connect(on_change)

@@ -185,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name}: {time.perf_counter() - tm:.0f} s  {row}", flush=True)
     md = table(results)
     wall = time.perf_counter() - t0
-    notes = margins(results, floor) + [
+    chosen = [f"{name}: chosen epoch per (seed, fold) "
+              + " ".join(str(r["best_epoch"]) for r in rows)
+              for name, (rows, eps) in results.items() if eps is not None]
+    notes = margins(results, floor) + chosen + [
         f"protocol: epoch chosen on a grouped validation split (20 % of each training part, "
         f"early stop after {args.patience} epochs, at most {args.epochs}); outer fold scored "
         f"once. Adam lr {args.lr}, weight decay {args.weight_decay}, batch {args.batch_size} "

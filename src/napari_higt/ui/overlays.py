@@ -25,6 +25,7 @@ of the slide is shown the graph is dimmed (`dim_graph`), so the colours read as 
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -186,7 +187,7 @@ def iter_graph_overlay(viewer: napari.viewer.Viewer, graph_or_data, slide: Slide
                        tissue_fraction: np.ndarray | None = None,
                        shown: dict[str, bool] | None = None):
     """`add_graph_overlay` one layer at a time: yields each layer once it is added."""
-    from napari_higt.ui.screen import cull_to_view, keep_screen_width, show_from_zoom
+    from napari_higt.ui.screen import cull_to_view, keep_screen_width, near_view, show_from_zoom
 
     data = (graph_layer_data(graph_or_data, slide, tissue_fraction)
             if isinstance(graph_or_data, HierarchicalGraph) else graph_or_data)
@@ -197,6 +198,7 @@ def iter_graph_overlay(viewer: napari.viewer.Viewer, graph_or_data, slide: Slide
                 viewer.layers.remove(layer)
     dimmed = heatmap_shown(viewer, str(slide.path))
     shown = {part: True for part in GRAPH_PARTS} | dict(shown or {})
+    tile = float(values_tile(data))
     for values, kwargs, kind in data:
         kwargs = dict(kwargs)
         if isinstance(kwargs.get("colormap"), tuple):
@@ -212,32 +214,43 @@ def iter_graph_overlay(viewer: napari.viewer.Viewer, graph_or_data, slide: Slide
             kwargs["opacity"] = kwargs["opacity"] * DIMMED
         # What the graph widget reads back goes in with the layer: it looks on insertion.
         kwargs["metadata"] = meta = dict(kwargs["metadata"])
+        near = None
+        if kind in ("points", "vectors"):
+            # Dots and edges are drawn only zoomed in, and then mostly off screen: the
+            # layer is made with those it draws now (none zoomed out), the rest follow.
+            placed = SimpleNamespace(scale=kwargs["scale"], translate=kwargs["translate"])
+            near = near_view(viewer, placed, _positions(values, kind), tile, DETAIL_PX)
         if kind == "vectors":
             full = np.asarray(kwargs["edge_color"], float)
+            kinds = np.asarray(kwargs["features"]["type"])
             meta[_EDGES_KEY] = {"data": np.asarray(values), "colours": full.copy(),
-                                "type": np.asarray(kwargs["features"]["type"]),
-                                "full_alpha": full[:, 3].copy()}
+                                "type": kinds, "full_alpha": full[:, 3].copy()}
+            values, kwargs["edge_color"] = values[near], full[near]
+            kwargs["features"] = {"type": kinds[near]}
         if kind == "points":
             meta[_LEVELS_KEY] = np.isin(np.asarray(kwargs["features"]["level"]),
                                         [lv for lv in LEVELS if shown.get(lv, True)])
-            kwargs["shown"] = meta[_LEVELS_KEY]
+            kwargs["shown"] = meta[_LEVELS_KEY] & near
+        if near is not None:
+            meta[_CULL_MASK_KEY] = near
         layer = getattr(viewer, f"add_{kind}")(values, **kwargs)
         if kind == "vectors":
             keep_screen_width(viewer, layer, EDGE_PX)
         if kind in ("points", "vectors"):  # a haze below DETAIL_PX: the grid shows the nodes
-            show_from_zoom(viewer, layer, float(values_tile(data)), DETAIL_PX)
-            # Zoomed in far enough to draw them, most of them are off screen.
-            cull_to_view(viewer, layer, _positions(layer, kind),
-                         _show_edges(layer) if kind == "vectors" else _show_nodes(layer))
+            show_from_zoom(viewer, layer, tile, DETAIL_PX)
+            show = _show_edges(layer) if kind == "vectors" else _show_nodes(layer)
+            positions = _positions(meta[_EDGES_KEY]["data"] if kind == "vectors"
+                                   else np.asarray(layer.data), kind)
+            cull_to_view(viewer, layer, positions, show, shown=near)
         yield layer
 
 
-def _positions(layer, kind: str) -> np.ndarray:
+def _positions(values: np.ndarray, kind: str) -> np.ndarray:
     """(row, col) of each item: a node's centre, an edge's midpoint."""
+    values = np.asarray(values)
     if kind == "points":
-        return np.asarray(layer.data)[:, -2:]
-    vec = layer.metadata[_EDGES_KEY]["data"]
-    return vec[:, 0, -2:] + vec[:, 1, -2:] / 2
+        return values[:, -2:]
+    return values[:, 0, -2:] + values[:, 1, -2:] / 2
 
 
 def _show_nodes(layer):

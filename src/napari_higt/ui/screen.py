@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["keep_screen_width", "refresh_screen_width", "data_per_screen_px", "SCREEN_PX_KEY",
            "show_from_zoom", "DETAIL_KEY", "cull_to_view", "refresh_cull", "view_rect",
-           "CULL_KEY"]
+           "near_view", "CULL_KEY"]
 
 #: ``layer.metadata`` key holding the width in screen pixels a layer's lines keep.
 SCREEN_PX_KEY = "higt_screen_px"
@@ -97,12 +97,13 @@ class _Cull:
     """What `cull_to_view` keeps for a layer: item positions, the subset setter, the area."""
 
     def __init__(self, positions: np.ndarray, show: Callable[[np.ndarray], None],
-                 margin: float):
+                 margin: float, shown: np.ndarray | None = None):
         self.positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
         self.show = show
         self.margin = float(margin)
         self.kept: tuple[float, float, float, float] | None = None
-        self.mask = np.ones(len(self.positions), bool)
+        self.mask = (np.ones(len(self.positions), bool) if shown is None
+                     else np.asarray(shown, bool))
 
     def update(self, view: tuple[float, float, float, float], force: bool = False) -> bool:
         r0, c0, r1, c1 = view
@@ -123,7 +124,8 @@ class _Cull:
 
 
 def cull_to_view(viewer: napari.Viewer, layer, positions: np.ndarray,
-                 show: Callable[[np.ndarray], None], margin: float = 1.0) -> None:
+                 show: Callable[[np.ndarray], None], margin: float = 1.0,
+                 shown: np.ndarray | None = None) -> None:
     """Keep only the items of ``layer`` near the view drawn from now on.
 
     Parameters
@@ -134,10 +136,30 @@ def cull_to_view(viewer: napari.Viewer, layer, positions: np.ndarray,
         ``show(mask)`` makes the layer draw the items where the boolean ``mask`` is True.
     margin : float
         Views kept on each side of the view.
+    shown : (N,) bool array, optional
+        The items the layer was made with (`near_view`), when not all of them.
     """
-    layer.metadata[CULL_KEY] = _Cull(positions, show, margin)
+    layer.metadata[CULL_KEY] = _Cull(positions, show, margin, shown)
     _watch(viewer)
+    # Shown again (its eye, or the zoom) after the camera moved while it was hidden.
+    ref = weakref.ref(viewer)  # the viewer holds the layer: no cycle back to it
+    layer.events.visible.connect(
+        lambda e=None, layer=layer: ref() is not None and refresh_cull(ref(), layer))
     refresh_cull(viewer, layer)
+
+
+def near_view(viewer: napari.Viewer, placed, positions: np.ndarray, tile: float,
+              min_px: float, margin: float = 1.0) -> np.ndarray:
+    """Which items a `show_from_zoom` + `cull_to_view` layer placed like ``placed`` (an
+    object with the layer's ``scale`` and ``translate``) will draw at the current view:
+    none while a ``tile`` spans fewer than ``min_px`` screen pixels. Making a layer with
+    only those spares building the visuals of items that are not drawn."""
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+    if tile / data_per_screen_px(viewer, placed) < min_px:
+        return np.zeros(len(positions), bool)
+    cull = _Cull(positions, lambda mask: None, margin)
+    cull.update(view_rect(viewer, placed), force=True)
+    return cull.mask
 
 
 def refresh_cull(viewer: napari.Viewer, layer, force: bool = False) -> None:

@@ -172,6 +172,8 @@ _benchmark("ui", ["benchmarks/bench_ui.py"], xvfb=True)
 _benchmark("ssl", ["benchmarks/bench_ssl.py", "--epochs", "10"])
 _benchmark("explain", ["benchmarks/bench_explain.py", "--slides", "64", "--epochs", "25",
                        "--lr", "2e-3"])
+_benchmark("explain-seed1", ["benchmarks/bench_explain.py", "--slides", "64", "--epochs", "25",
+                             "--lr", "2e-3", "--seed", "1"])
 _benchmark("cohort", ["benchmarks/bench_cohort.py"])
 
 

@@ -165,11 +165,18 @@ def _in_process_script(argv: list[str]) -> tuple[int, str]:
     return code, buf.getvalue()
 
 
+#: The tutorial cohort's classes: which one a short test run predicts is free too.
+CLASSES = ("clustered", "scattered")
+_PREDICTED = rf": (?:{'|'.join(CLASSES)}) \(p = "
+
+
 def line_pattern(line: str) -> re.Pattern:
-    """A shown output line as a regex: numbers and slide names free, spacing loose."""
-    parts = re.split(r"(mosaic_\d+|\d+(?:\.\d+)?)", " ".join(line.split()))
+    """A shown output line as a regex: numbers, slide names and a prediction's class free,
+    spacing loose."""
+    parts = re.split(rf"(mosaic_\d+|\d+(?:\.\d+)?|{_PREDICTED})", " ".join(line.split()))
     return re.compile("".join(
         r"mosaic_\d+" if p.startswith("mosaic_") else
+        _PREDICTED if re.fullmatch(_PREDICTED, p) else
         r"(?:\d+(?:\.\d+)?|nan)" if p[:1].isdigit() else
         r"\s+".join(re.escape(w) for w in p.split(" ")) for p in parts))
 

@@ -28,9 +28,6 @@ REDUCED = T.Reduction(slides=12, grid=6, options={
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="the tutorial's output blocks (predict, train tables) still show the "
-                   "pre-provenance / pre-protocol output and need a refresh on a quiet "
-                   "machine (scripts/refresh_readme_figures.py --only tutorial)", strict=False)
 def test_tutorial_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     text = T.TUTORIAL.read_text()

@@ -227,8 +227,10 @@ def test_dots_and_edges_are_kept_near_the_view(make_napari_viewer, tcga_path):
                                           patch_size={"x10": 512, "x5": 1024})
     every_edge = graph_layer_data(graph, slide)[1][0]
     n_edges = len(every_edge)
-    _, edges, nodes = add_graph_overlay(viewer, graph, slide)
     cam = camera(viewer)
+    cam.zoom = 0.01  # zoomed far out: made with no dot or edge to draw
+    _, edges, nodes = add_graph_overlay(viewer, graph, slide)
+    assert len(edges.data) == 0 and not nodes.shown.any() and not edges.visible
 
     def in_view(points, layer):
         r0, c0, r1, c1 = view_rect(viewer, layer)

@@ -225,8 +225,9 @@ def iter_graph_overlay(viewer: napari.viewer.Viewer, graph_or_data, slide: Slide
             kinds = np.asarray(kwargs["features"]["type"])
             meta[_EDGES_KEY] = {"data": np.asarray(values), "colours": full.copy(),
                                 "type": kinds, "full_alpha": full[:, 3].copy()}
-            values, kwargs["edge_color"] = values[near], full[near]
-            kwargs["features"] = {"type": kinds[near]}
+            values, kwargs["features"] = values[near], {"type": kinds[near]}
+            # napari refuses an empty colour array: none drawn yet, any colour will do
+            kwargs["edge_color"] = full[near] if near.any() else EDGE_COLOURS[EDGE_SPATIAL]
         if kind == "points":
             meta[_LEVELS_KEY] = np.isin(np.asarray(kwargs["features"]["level"]),
                                         [lv for lv in LEVELS if shown.get(lv, True)])
@@ -268,7 +269,10 @@ def _show_edges(layer):
         with layer.events.blocker_all():
             layer.data = full["data"][mask]
             layer.features = {"type": full["type"][mask]}
-        layer.edge_color = full["colours"][mask]
+        if mask.any():  # napari refuses an empty colour array
+            layer.edge_color = full["colours"][mask]
+        else:
+            layer.refresh()
     return show
 
 
@@ -338,7 +342,8 @@ def set_graph_part(viewer: napari.viewer.Viewer, slide_path: str, part: str,
             sel = full["type"] == part
             full["colours"][sel, 3] = full["full_alpha"][sel] if visible else 0.0
             near = layer.metadata.get(_CULL_MASK_KEY, np.ones(len(sel), bool))
-            layer.edge_color = full["colours"][near]
+            if near.any():
+                layer.edge_color = full["colours"][near]
     return layer is not None
 
 

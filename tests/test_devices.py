@@ -20,3 +20,26 @@ def test_cuda_without_gpu_is_a_clear_error():
 def test_unknown_device():
     with pytest.raises(UserFacingError, match="unknown device"):
         resolve_device("tpu9")
+
+
+def test_background_threads_import_the_torch_stack_one_at_a_time():
+    """Four threads start at once in a fresh interpreter, as a warm-up and a graph build
+    do in the viewer: each sees a fully imported PyTorch Geometric."""
+    import subprocess
+    import sys
+
+    code = (
+        "import threading\n"
+        "from napari_higt.devices import import_torch_stack\n"
+        "seen = []\n"
+        "def job():\n"
+        "    import_torch_stack()\n"
+        "    import torch_geometric\n"
+        "    seen.append(torch_geometric.typing.WITH_PT20 is not None)\n"
+        "ts = [threading.Thread(target=job) for _ in range(4)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "assert seen == [True] * 4, seen\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]

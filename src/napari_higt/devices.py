@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import threading
+
 from napari_higt.errors import UserFacingError
 
-__all__ = ["available_devices", "resolve_device"]
+__all__ = ["available_devices", "resolve_device", "import_torch_stack"]
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def import_torch_stack() -> None:
+    """Import torch and PyTorch Geometric, one thread at a time.
+
+    Two threads importing PyTorch Geometric at once (a model warming up while a graph is
+    built) can see each other's half-initialised modules ("partially initialized module
+    'torch_geometric' has no attribute ..."): Python's per-module import locks do not cover
+    its circular imports. Background jobs call this first: the second waits until the first
+    has finished importing; later calls cost a lock and two dictionary lookups.
+    """
+    with _IMPORT_LOCK:
+        import torch  # noqa: F401
+        import torch_geometric  # noqa: F401
 
 
 def available_devices() -> list[str]:

@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_higt.devices import import_torch_stack
 from napari_higt.errors import Cancelled, UserFacingError, report_warnings
 from napari_higt.ui.layers import find_slide_layer, slide_of_layer
 
@@ -141,6 +142,7 @@ class WorkerWidget(QWidget):
                 note.emit(message)
 
         def work():
+            import_torch_stack()
             with report_warnings(warn):
                 return func(report, cancelled)
 
@@ -301,6 +303,7 @@ def start_background(func: Callable[..., Any], *args: Any,
 
     def work():
         try:
+            import_torch_stack()
             return func(*args)
         finally:
             done.set()

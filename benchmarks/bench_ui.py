@@ -32,7 +32,7 @@ canvas size read from ``viewer.canvas.size``, and the draws counted on vispy's p
 ``SceneCanvas.events.draw`` (the viewer's canvas is the one vispy ``SceneCanvas`` alive).
 
     xvfb-run -a -s "-screen 0 1920x1200x24" python benchmarks/bench_ui.py \\
-        [--size 40000] [--nodes 20000] [--frames 50] [--zooms 1 4] [--repeats 2] [--skip-pan]
+        [--size 40000] [--nodes 20000] [--frames 50] [--zooms 1 4 16] [--repeats 2] [--skip-pan]
 """
 
 from __future__ import annotations
@@ -278,7 +278,6 @@ def time_pan(viewer, draws: DrawCounter, path: list[tuple]) -> np.ndarray:
 
 def pan_frames(viewer, draws: DrawCounter, size: int, n_nodes: int, frames: int,
                zooms: list[float]) -> tuple[dict, dict]:
-    from napari.layers import Vectors
 
     from napari_higt.graph.layout import node_tissue_fraction
     from napari_higt.ui.layers import slide_of_layer
@@ -300,8 +299,8 @@ def pan_frames(viewer, draws: DrawCounter, size: int, n_nodes: int, frames: int,
     info = {"slide": path.name, "size": size, "mpp": slide.mpp[0],
             "x10": len(tiling.levels["x10"]), "x5": len(tiling.levels["x5"]),
             "patch_um": tiling.levels["x10"].size0 * slide.mpp[0],
-            "edges": {ly.name.split(" ·")[0]: len(ly.data) for ly in graph_layers
-                      if isinstance(ly, Vectors)},
+            "edges": {kw["name"].split(" ·")[0]: len(values) for values, kw, kind in layer_data
+                      if kind == "vectors"},
             "t_graph": t_graph, "t_layers": t_layers}
     from napari_higt.ui.screen import refresh_detail
 
@@ -373,7 +372,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=40000, help="side of the pan slide, px")
     ap.add_argument("--nodes", type=int, default=20000, help="x10 patch nodes of the graph")
     ap.add_argument("--frames", type=int, default=50, help="frames per pan")
-    ap.add_argument("--zooms", type=float, nargs="+", default=[1.0, 4.0],
+    ap.add_argument("--zooms", type=float, nargs="+", default=[1.0, 4.0, 16.0],
                     help="zooms of the pans, times the whole-slide view")
     ap.add_argument("--repeats", type=int, default=2, help="inference Runs after the first")
     ap.add_argument("--window", type=int, nargs=2, default=(1600, 1000), metavar=("W", "H"))

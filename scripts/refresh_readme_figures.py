@@ -154,7 +154,7 @@ def samples() -> str:
 
 
 def _benchmark(name: str, args: list[str], cwd: Path = REPO, xvfb: bool = False) -> None:
-    cmd = ([*(["xvfb-run", "-a"] if xvfb else []), PY, *args])
+    cmd = ([*(["xvfb-run", "-a", "-s", "-screen 0 1920x1200x24"] if xvfb else []), PY, *args])
 
     @figure(name, " ".join(["python" if a == PY else a for a in cmd]))
     def bench() -> str:
@@ -165,7 +165,7 @@ def _benchmark(name: str, args: list[str], cwd: Path = REPO, xvfb: bool = False)
 _benchmark("reader", ["bench_reader.py"], cwd=REPO / "benchmarks")
 _benchmark("preprocess", ["bench_preprocess.py"], cwd=REPO / "benchmarks")
 _benchmark("model", ["benchmarks/bench_model.py", "--sizes", "1k,4k,16k,64k",
-                     "--skip", "higt-full@64k"])
+                     "--threads", "1", "--skip", "higt-full@64k"])
 _benchmark("mosaic", ["benchmarks/bench_mosaic.py"])
 _benchmark("mosaic-region", ["benchmarks/bench_mosaic.py", "--task", "region"])
 _benchmark("ui", ["benchmarks/bench_ui.py"], xvfb=True)

@@ -42,6 +42,26 @@ def test_best_checkpoint_takes_finished_and_partial_folds(tmp_path):
     assert path is None and math.isnan(auc)
 
 
+def test_best_checkpoint_is_chosen_without_the_evaluation_folds(tmp_path):
+    """Under the inner-validation protocol the fold whose *validation* AUC is highest wins,
+    even when another fold scores higher on its evaluation slides."""
+    paths = []
+    for k in (0, 1):
+        p = checkpoint_path(tmp_path, 0, k)
+        p.parent.mkdir(parents=True)
+        p.write_bytes(b"x")
+        paths.append(p)
+    folds = [_fold(0, 0, 0.95, paths[0]), _fold(0, 1, 0.60, paths[1])]
+    for f, select in zip(folds, (0.70, 0.90)):
+        f.protocol, f.select_auc = "inner-val", select
+    res = CVResult(folds, ["a", "b"], {}, 2, out_dir=str(tmp_path))
+    assert best_checkpoint(res) == (paths[1], 0.90)
+    # the labelled optimistic protocol selects on the evaluation fold, as it says
+    for f in folds:
+        f.protocol = "eval-fold"
+    assert best_checkpoint(res) == (paths[0], 0.95)
+
+
 def test_new_run_dir_and_holds_run(tmp_path):
     from datetime import datetime
 

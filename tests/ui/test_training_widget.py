@@ -110,9 +110,11 @@ def test_train_from_the_widget(make_napari_viewer, qtbot, tnotes, data, tmp_path
     assert w.redraws >= 1
     assert w.bar.value() == w.bar.maximum()
 
-    # The best checkpoint: the fold with the highest validation AUC, with the ablations.
+    # The best checkpoint: the fold with the highest validation AUC (the inner split's, not
+    # the evaluation fold's), with the ablations.
     best = w.best_checkpoint
-    k = max(range(2), key=lambda i: res.folds[i].auc)
+    k = max(range(2), key=lambda i: (res.folds[i].select_auc if math.isfinite(
+        res.folds[i].select_auc) else -math.inf))
     assert best == out / "seed0" / f"fold{k}" / "best.pt" and best.is_file()
     assert w.checkpoint.text() == str(best) and w.use_button.isEnabled()
     cfg = load_checkpoint(best)["config"]["model"]

@@ -57,6 +57,10 @@ def best_checkpoint(result: CVResult,
                     ) -> tuple[Path | None, float]:
     """``(best.pt, validation AUC)`` of the fold with the highest validation AUC.
 
+    The AUC is the one that chose the fold's epoch: under the default protocol
+    (``"inner-val"``) the inner validation split's, never the evaluation fold's, so the
+    checkpoint a user deploys is not picked by the slides its metrics are reported on.
+
     Parameters
     ----------
     result : a (possibly cancelled) run.
@@ -72,7 +76,8 @@ def best_checkpoint(result: CVResult,
     for f in result.folds:
         done.add((f.seed, f.fold))
         if f.best_checkpoint and Path(f.best_checkpoint).is_file():
-            cands.append((f.auc if math.isfinite(f.auc) else -math.inf, Path(f.best_checkpoint)))
+            auc = f.select_auc if f.protocol == "inner-val" else f.auc
+            cands.append((auc if math.isfinite(auc) else -math.inf, Path(f.best_checkpoint)))
     if result.out_dir:
         for (sd, k), (auc, epoch) in (partial or {}).items():
             p = checkpoint_path(result.out_dir, sd, k, "best")

@@ -28,9 +28,10 @@ from typing import IO, Any
 
 from napari_higt.errors import CheckpointError, StorageError, UserFacingError
 
-__all__ = ["WRAPPER_PREFIXES", "strip_wrapper_prefixes", "state_dict_mismatch", "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_via",
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_via",
            "file_digest", "file_lock", "load_torch", "remove_stale_tmp", "save_torch",
-           "storage_error", "writable_folder"]
+           "storage_error", "writable_folder", "WRAPPER_PREFIXES", "strip_wrapper_prefixes",
+           "state_dict_mismatch"]
 
 #: errno values that mean "this folder cannot take the file", with what to tell the user.
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}

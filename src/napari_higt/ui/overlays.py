@@ -36,6 +36,7 @@ from napari_higt.graph.hierarchy import EDGE_SCALE, EDGE_SPATIAL, HierarchicalGr
 from napari_higt.graph.layout import edge_segments, node_centres
 from napari_higt.levels import LEVEL_IDS, LEVELS, PATCH, REGION, THUMBNAIL
 from napari_higt.ui.layers import SLIDE_KEY, camera, slide_layer_kwargs
+from napari_higt.ui.screen import culled_mask
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -75,11 +76,10 @@ GRID_TINTS = ((1.0, 1.0, 1.0, 0.12), (0.0, 0.0, 0.0, 0.10))
 ROLE_KEY = "higt_role"
 BASE_OPACITY_KEY = "higt_base_opacity"
 ROLES = {"grid": "graph-grid", "nodes": "graph-nodes", "edges": "graph-edges"}
-#: ``layer.metadata`` keys: every edge (vectors, type, colours as shown, colours in full),
-#: the node levels switched on, and which items are near the view (`ui.screen.cull_to_view`).
+#: ``layer.metadata`` keys: every edge (vectors, type, colours as shown, colours in full) and
+#: the node levels switched on; which items are near the view is `ui.screen.culled_mask`.
 _EDGES_KEY = "higt_edges"
 _LEVELS_KEY = "higt_levels_shown"
-_CULL_MASK_KEY = "higt_near_view"
 
 
 def _name(part: str, slide: Slide) -> str:
@@ -214,12 +214,13 @@ def iter_graph_overlay(viewer: napari.viewer.Viewer, graph_or_data, slide: Slide
             kwargs["opacity"] = kwargs["opacity"] * DIMMED
         # What the graph widget reads back goes in with the layer: it looks on insertion.
         kwargs["metadata"] = meta = dict(kwargs["metadata"])
-        near = None
+        near = positions = None
         if kind in ("points", "vectors"):
             # Dots and edges are drawn only zoomed in, and then mostly off screen: the
             # layer is made with those it draws now (none zoomed out), the rest follow.
             placed = SimpleNamespace(scale=kwargs["scale"], translate=kwargs["translate"])
-            near = near_view(viewer, placed, _positions(values, kind), tile, DETAIL_PX)
+            positions = _positions(values, kind)
+            near = near_view(viewer, placed, positions, tile, DETAIL_PX)
         if kind == "vectors":
             full = np.asarray(kwargs["edge_color"], float)
             kinds = np.asarray(kwargs["features"]["type"])
@@ -232,16 +233,12 @@ def iter_graph_overlay(viewer: napari.viewer.Viewer, graph_or_data, slide: Slide
             meta[_LEVELS_KEY] = np.isin(np.asarray(kwargs["features"]["level"]),
                                         [lv for lv in LEVELS if shown.get(lv, True)])
             kwargs["shown"] = meta[_LEVELS_KEY] & near
-        if near is not None:
-            meta[_CULL_MASK_KEY] = near
         layer = getattr(viewer, f"add_{kind}")(values, **kwargs)
         if kind == "vectors":
             keep_screen_width(viewer, layer, EDGE_PX)
         if kind in ("points", "vectors"):  # a haze below DETAIL_PX: the grid shows the nodes
             show_from_zoom(viewer, layer, tile, DETAIL_PX)
             show = _show_edges(layer) if kind == "vectors" else _show_nodes(layer)
-            positions = _positions(meta[_EDGES_KEY]["data"] if kind == "vectors"
-                                   else np.asarray(layer.data), kind)
             cull_to_view(viewer, layer, positions, show, shown=near)
         yield layer
 
@@ -256,7 +253,6 @@ def _positions(values: np.ndarray, kind: str) -> np.ndarray:
 
 def _show_nodes(layer):
     def show(mask: np.ndarray) -> None:
-        layer.metadata[_CULL_MASK_KEY] = mask
         layer.shown = layer.metadata[_LEVELS_KEY] & mask
     return show
 
@@ -264,7 +260,6 @@ def _show_nodes(layer):
 def _show_edges(layer):
     def show(mask: np.ndarray) -> None:
         full = layer.metadata[_EDGES_KEY]
-        layer.metadata[_CULL_MASK_KEY] = mask
         # One refresh: the data, its features and colours change together.
         with layer.events.blocker_all():
             layer.data = full["data"][mask]
@@ -333,15 +328,17 @@ def set_graph_part(viewer: napari.viewer.Viewer, slide_path: str, part: str,
             level = layer.features["level"].to_numpy()
             layer.metadata[_LEVELS_KEY] = np.where(level == part, visible,
                                                    layer.metadata[_LEVELS_KEY])
-            near = layer.metadata.get(_CULL_MASK_KEY, True)
-            layer.shown = layer.metadata[_LEVELS_KEY] & near
+            near = culled_mask(layer)
+            layer.shown = layer.metadata[_LEVELS_KEY] & (True if near is None else near)
     else:
         layer = graph_layer(viewer, slide_path, "edges")
         if layer is not None:
             full = layer.metadata[_EDGES_KEY]
             sel = full["type"] == part
             full["colours"][sel, 3] = full["full_alpha"][sel] if visible else 0.0
-            near = layer.metadata.get(_CULL_MASK_KEY, np.ones(len(sel), bool))
+            near = culled_mask(layer)
+            if near is None:
+                near = np.ones(len(sel), bool)
             if near.any():
                 layer.edge_color = full["colours"][near]
     return layer is not None

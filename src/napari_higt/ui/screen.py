@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["keep_screen_width", "refresh_screen_width", "data_per_screen_px", "SCREEN_PX_KEY",
            "show_from_zoom", "DETAIL_KEY", "cull_to_view", "refresh_cull", "view_rect",
-           "near_view", "CULL_KEY"]
+           "near_view", "culled_mask", "CULL_KEY"]
 
 #: ``layer.metadata`` key holding the width in screen pixels a layer's lines keep.
 SCREEN_PX_KEY = "higt_screen_px"
@@ -162,16 +162,21 @@ def near_view(viewer: napari.Viewer, placed, positions: np.ndarray, tile: float,
     return cull.mask
 
 
-def refresh_cull(viewer: napari.Viewer, layer, force: bool = False) -> None:
-    """Re-select a `cull_to_view` layer's items for the current view (``force``: even when
-    the view is inside the kept area, e.g. after the owner changed the items' colours)."""
+def refresh_cull(viewer: napari.Viewer, layer) -> None:
+    """Re-select a `cull_to_view` layer's items for the current view."""
     cull = layer.metadata.get(CULL_KEY)
     if cull is None:
         return
     if not layer.visible:
         cull.kept = None  # a hidden layer draws nothing: select again when it shows
         return
-    cull.update(view_rect(viewer, layer), force=force)
+    cull.update(view_rect(viewer, layer))
+
+
+def culled_mask(layer) -> np.ndarray | None:
+    """The items a `cull_to_view` layer holds now (None: not registered, all of them)."""
+    cull = layer.metadata.get(CULL_KEY)
+    return None if cull is None else cull.mask
 
 
 def _update_all(viewer: napari.Viewer) -> None:

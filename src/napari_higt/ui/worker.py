@@ -282,7 +282,7 @@ def _abandon(holder: dict) -> None:
 
 #: Seconds the interpreter waits at exit for background work still running.
 EXIT_WAIT_S = 120.0
-_background: set[threading.Event] = set()
+_exit_wait_registered = False
 
 
 def start_background(func: Callable[..., Any], *args: Any,
@@ -299,34 +299,28 @@ def start_background(func: Callable[..., Any], *args: Any,
     """
     from napari.qt.threading import create_worker
 
-    done = threading.Event()
-
     def work():
-        try:
-            import_torch_stack()
-            return func(*args)
-        finally:
-            done.set()
+        import_torch_stack()
+        return func(*args)
 
-    if not _background:
+    global _exit_wait_registered
+    if not _exit_wait_registered:
+        _exit_wait_registered = True
         atexit.register(_wait_for_background)
-    _background.add(done)
     worker = create_worker(work, _start_thread=False, _ignore_errors=True)
     worker.errored.connect(lambda exc: None)
     if on_done is not None:
         worker.returned.connect(on_done)
-    worker.finished.connect(lambda: _background.discard(done))
     if on_finished is not None:
         worker.finished.connect(on_finished)
     worker.start()
 
 
 def _wait_for_background() -> None:
+    """At exit: the workers of napari's thread pool run to their end, last signals included
+    (a foreground job was cancelled when its widget went, so it stops at its next check)."""
     from qtpy.QtCore import QThreadPool
 
-    for done in list(_background):
-        done.wait(EXIT_WAIT_S)
-    # Then let the workers emit their last signals before Qt's objects go.
     QThreadPool.globalInstance().waitForDone(int(EXIT_WAIT_S * 1000))
 
 

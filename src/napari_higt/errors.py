@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 
@@ -59,6 +59,13 @@ class HIGTWarning(UserWarning):
 
 _warning_handler: contextvars.ContextVar[Callable[[str], Any] | None] = contextvars.ContextVar(
     "napari_higt_warning_handler", default=None)
+
+
+def short_list(items: Sequence[str], n: int = 8) -> str:
+    """The first ``n`` items, comma-separated, and how many more there are: the way a
+    message names files, keys or slides without running to pages."""
+    s = ", ".join(items[:n])
+    return s + (f", ... ({len(items) - n} more)" if len(items) > n else "")
 
 
 def warn_user(message: str) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from napari_higt.errors import CheckpointError, StorageError, UserFacingError
+from napari_higt.errors import CheckpointError, StorageError, UserFacingError, short_list
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_via",
            "file_digest", "file_lock", "load_torch", "remove_stale_tmp", "save_torch",
@@ -294,11 +294,6 @@ def strip_wrapper_prefixes(sd: dict[str, Any], model_keys: set[str],
     return sd
 
 
-def _listing(items: list[str], n: int) -> str:
-    more = f", ... ({len(items) - n} more)" if len(items) > n else ""
-    return ", ".join(items[:n]) + more
-
-
 def state_dict_mismatch(want: dict[str, Any], got: dict[str, Any], n: int = 6) -> list[str]:
     """How the tensors ``got`` differ from those a model ``want``s, one phrase per kind:
     ``"2 missing (a, b)"``, ``"1 unexpected (c)"``, ``"1 of another shape (d: file (3,)
@@ -310,11 +305,11 @@ def state_dict_mismatch(want: dict[str, Any], got: dict[str, Any], n: int = 6) -
                     and tuple(got[k].shape) != tuple(want[k].shape))
     parts = []
     if missing:
-        parts.append(f"{len(missing)} missing ({_listing(missing, n)})")
+        parts.append(f"{len(missing)} missing ({short_list(missing, n)})")
     if unexpected:
-        parts.append(f"{len(unexpected)} unexpected ({_listing(unexpected, n)})")
+        parts.append(f"{len(unexpected)} unexpected ({short_list(unexpected, n)})")
     if shapes:
-        parts.append(f"{len(shapes)} of another shape ({_listing(shapes, min(n, 3))})")
+        parts.append(f"{len(shapes)} of another shape ({short_list(shapes, min(n, 3))})")
     return parts
 
 

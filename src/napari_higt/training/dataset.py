@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from napari_higt.errors import FeatureError
+from napari_higt.errors import FeatureError, short_list
 from napari_higt.labels import read_labels
-from napari_higt.training.labelled import LabelledSlides, class_indices, short_list, warn_unpaired
+from napari_higt.training.labelled import LabelledSlides, class_indices, warn_unpaired
 
 __all__ = ["SlideGraphDataset", "load_graph"]
 

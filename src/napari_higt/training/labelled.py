@@ -14,16 +14,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from napari_higt.errors import FeatureError, warn_user
+from napari_higt.errors import FeatureError, short_list, warn_user
 from napari_higt.labels import class_order
 
-__all__ = ["LabelledSlides", "short_list", "class_indices", "warn_unpaired"]
-
-
-def short_list(items: Sequence[str], n: int = 8) -> str:
-    """The first ``n`` items, comma-separated, and how many more there are."""
-    s = ", ".join(items[:n])
-    return s + (f", ... ({len(items) - n} more)" if len(items) > n else "")
+__all__ = ["LabelledSlides", "class_indices", "warn_unpaired"]
 
 
 def class_indices(labels: Sequence[int] | Sequence[str],

@@ -29,7 +29,12 @@ CONFIGS = {
     "higt-checkpoint": ({"model": "higt", "gnn_checkpoint": True}, "train"),
     "higt-infer": ({"model": "higt"}, "infer"),
     "abmil": ({"model": "abmil"}, "train"),
+    # HIGT (separable) with glibc's default for large blocks, outside the heap scope
+    # training and prediction run in (napari_higt.devices.cpu_heap_blocks): the baseline
+    # that shows what the scope is worth.
+    "higt-mmap": ({"model": "higt", "attention": "separable"}, "train"),
 }
+SYSTEM_ALLOCATOR = {"higt-mmap"}
 DEFAULT_MODELS = "higt-separable,higt-full,higt-infer,abmil"
 # Issue 18, forward + backward of one slide, C = 1024, one thread, each configuration in its
 # own process: the official HKU-MedAI/HIGT code, and this project before that issue (paper
@@ -130,13 +135,24 @@ def _setup(name: str, n_patches: int, device: str, in_dim: int, hidden: int, thr
 def worker(name: str, n_patches: int, device: str, in_dim: int, hidden: int, reps: int,
            threads: int, amp: bool = False) -> dict:
     """Measure one configuration in this process; returns a JSON-able dict."""
+    import contextlib
+
+    from napari_higt.devices import cpu_heap_blocks
+
+    data, model, step = _setup(name, n_patches, device, in_dim, hidden, threads, amp)
+    # The scope training (train_fold) and prediction (predict) run their steps in.
+    with contextlib.nullcontext() if name in SYSTEM_ALLOCATOR else cpu_heap_blocks():
+        return _measure(name, n_patches, device, reps, data, model, step)
+
+
+def _measure(name: str, n_patches: int, device: str, reps: int, data, model,  # noqa: ANN001
+             step) -> dict:  # noqa: ANN001
     import resource
 
     import torch
 
     from napari_higt.models import count_parameters
 
-    data, model, step = _setup(name, n_patches, device, in_dim, hidden, threads, amp)
     cuda = device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     rss0 = _rss_mb()
@@ -170,8 +186,12 @@ def profile(spec: str, device: str, in_dim: int, hidden: int, threads: int, rows
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
+    from napari_higt.devices import cpu_heap_blocks
+
     name, size = spec.split("@")
     _, _, step = _setup(name, parse_size(size), device, in_dim, hidden, threads, False)
+    if name not in SYSTEM_ALLOCATOR:
+        cpu_heap_blocks().__enter__()  # for the rest of this process, as in train_fold
     step()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda")
                                      else [])
@@ -218,6 +238,14 @@ def _report(res: dict[tuple[str, int], dict], device: str) -> None:
               f"{cur['time_s']:.2f} s / {cur['peak_mb']:.0f} MB: {ot / cur['time_s']:.1f}x "
               f"faster and {om / max(cur['peak_mb'], 1):.1f}x less memory than the official "
               f"code, {bt / cur['time_s']:.2f}x / {bm / max(cur['peak_mb'], 1):.2f}x vs before")
+    base = "higt-mmap"
+    for n in sorted({k[1] for k in res if k[0] == base}):
+        if r(sep, n):
+            print(f"{n // 1024}k heap scope vs system default: {r(base, n)['time_s'] / r(sep, n)['time_s']:.2f}x "
+                  f"faster, peak {r(sep, n)['peak_mb']:.0f} vs {r(base, n)['peak_mb']:.0f} MB")
+    if r(base, 65536) and r(base, 16384):
+        print(f"t(64k)/t(16k) with the system default: "
+              f"{r(base, 65536)['time_s'] / r(base, 16384)['time_s']:.2f}")
     if r(sep, 16384) and r("abmil", 16384):
         print(f"t_HIGT/t_ABMIL at 16k: {r(sep, 16384)['time_s'] / r('abmil', 16384)['time_s']:.1f}")
     if r("higt-full", 16384) and r(sep, 16384):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from napari_higt.devices import available_devices, resolve_device
+from napari_higt.devices import _glibc, available_devices, resolve_device
 from napari_higt.errors import UserFacingError
 
 
@@ -43,3 +43,44 @@ def test_background_threads_import_the_torch_stack_one_at_a_time():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def _in_heap(addr: int) -> bool:
+    """Whether ``addr`` lies in the process's brk heap (not in a separate mapping)."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            if line.rstrip().endswith("[heap]"):
+                lo, hi = (int(v, 16) for v in line.split()[0].split("-"))
+                if lo <= addr < hi:
+                    return True
+    return False
+
+
+@pytest.mark.skipif(_glibc() is None, reason="the heap scope acts on glibc only")
+def test_heap_scope_serves_large_blocks_from_the_heap_and_gives_them_back():
+    from napari_higt import devices
+
+    big = 48 * 2**20 // 4  # over glibc's 32 MB mapping threshold
+    outside = torch.empty(big)
+    assert not _in_heap(outside.data_ptr())
+    with devices.cpu_heap_blocks() as applies:
+        with devices.cpu_heap_blocks():  # nested: the outer scope keeps the setting
+            pass
+        inside = torch.empty(big)
+        assert applies and _in_heap(inside.data_ptr())
+        del inside
+    assert devices._heap_depth == 0
+    again = torch.empty(big)
+    assert not _in_heap(again.data_ptr())  # mapping is allowed again after the scope
+
+
+def test_predict_runs_in_the_heap_scope(monkeypatch: pytest.MonkeyPatch):
+    from napari_higt import devices
+    from napari_higt.models import build_model, predict
+
+    seen = []
+    model = build_model({"model": "abmil", "in_dim": 4, "n_classes": 2})
+    monkeypatch.setattr(type(model), "forward",
+                        lambda self, data: seen.append(devices._heap_depth) or data)
+    predict(model, "graph")
+    assert seen == [1 if devices._glibc() else 0]

@@ -1,21 +1,24 @@
-"""The edge kernels of RAConv(+) and the lean dropout against their plain torch forms."""
+"""The edge kernels of RAConv(+), the lean dropout and the chunked FFN against their plain\ntorch forms."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from napari_higt.models import edge_ops
-from napari_higt.models.dropout import Dropout, dropout, silu_dropout_linear
+from napari_higt.models import chunks
+from napari_higt.models.dropout import Dropout, dropout
 from napari_higt.models.edge_ops import EdgeCSR, edge_spmm, gatv2_score
+from napari_higt.models.ffn import pointwise_ffn
 from napari_higt.models.raconv import level_groups
 
 
 @pytest.fixture
 def tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of a few edges, so every kernel runs its chunk loop many times."""
-    monkeypatch.setattr(edge_ops, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 64)
 
 
 def _edges(n: int = 9, e: int = 40, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,21 +92,55 @@ def test_dropout_is_torch_dropout_to_the_bit() -> None:
     assert dropout(x, 0.3, False) is x
 
 
+def _ffn_modules(d: int = 12, seed: int = 0) -> tuple[torch.nn.Linear, torch.nn.Linear]:
+    torch.manual_seed(seed)
+    return torch.nn.Linear(d, 2 * d).double(), torch.nn.Linear(2 * d, d).double()
+
+
 @pytest.mark.parametrize("training", [True, False])
-def test_silu_dropout_linear_is_the_sequential_to_the_bit(training: bool) -> None:
-    torch.manual_seed(0)
-    lin = torch.nn.Linear(12, 5).double()
-    h = torch.randn(40, 12, dtype=torch.double, requires_grad=True)
+def test_pointwise_ffn_is_the_module_form_to_the_bit(training: bool) -> None:
+    lin1, lin2 = _ffn_modules()
+    x = torch.randn(40, 12, dtype=torch.double, requires_grad=True)
+    params = [x, *lin1.parameters(), *lin2.parameters()]
 
     def grads(out: torch.Tensor) -> list[torch.Tensor]:
-        return list(torch.autograd.grad(out.square().sum(), [h, lin.weight, lin.bias]))
+        return list(torch.autograd.grad(out.square().sum(), params))
 
     torch.manual_seed(7)
-    want = lin(F.dropout(F.silu(h), 0.25, training))
+    want = F.dropout(lin2(F.dropout(F.silu(lin1(x)), 0.25, training)), 0.1, training)
     g_want = grads(want)
     torch.manual_seed(7)
-    got = silu_dropout_linear(h, 0.25, training, lin)
+    got = pointwise_ffn(x, lin1, 0.25, lin2, 0.1, training)
     g_got = grads(got)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     for a, b in zip(g_got, g_want):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_pointwise_ffn_in_chunks(tiny_chunks: None) -> None:
+    lin1, lin2 = _ffn_modules(4)
+    x = torch.randn(23, 4, dtype=torch.double, requires_grad=True)
+    # Without dropout, chunks change only the order of the weight-gradient sums.
+    torch.testing.assert_close(pointwise_ffn(x, lin1, 0.3, lin2, 0.3, False),
+                               lin2(F.silu(lin1(x))))
+
+    def seeded(inp: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
+               b2: torch.Tensor) -> torch.Tensor:
+        torch.manual_seed(3)  # the same masks on every call gradcheck makes
+        return pointwise_ffn(inp, SimpleNamespace(weight=w1, bias=b1), 0.3,
+                             SimpleNamespace(weight=w2, bias=b2), 0.2, True)
+
+    weights = [p.detach().clone().requires_grad_() for p in (*lin1.parameters(),
+                                                              *lin2.parameters())]
+    assert torch.autograd.gradcheck(seeded, (x, *weights))
+    # Dropout masks are drawn per chunk but still drop whole elements at the given rate.
+    torch.manual_seed(0)
+    big = torch.ones(4000, 4, dtype=torch.double)
+    with torch.no_grad():
+        lin = torch.nn.Linear(4, 4).double()
+        torch.nn.init.eye_(lin.weight)
+        torch.nn.init.zeros_(lin.bias)
+        out = pointwise_ffn(big, lin, 0.0, lin, 0.3, True)
+    kept = out != 0
+    assert abs(kept.double().mean().item() - 0.7) < 0.02
+    torch.testing.assert_close(out[kept], torch.full_like(out[kept], F.silu(big)[0, 0] / 0.7))

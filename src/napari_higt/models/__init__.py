@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from napari_higt.devices import cpu_heap_blocks
+
 # Importing a model module registers its models; HIGT first, so it is the default model.
 from napari_higt.models.higt import HIGTOutput
 from napari_higt.models import baselines as _baselines  # noqa: E402,F401,I001
@@ -146,11 +148,13 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+@cpu_heap_blocks()
 def predict(model: nn.Module, data: object) -> HIGTOutput:
     """The model's output for prediction: eval mode (restored after), no autograd at all.
 
     Under ``torch.inference_mode`` nothing is recorded or kept for a backward pass, and the
     models skip what only training needs (HIGT: the patterns of its backward products).
+    Large CPU blocks come from the heap meanwhile (:func:`napari_higt.devices.cpu_heap_blocks`).
     """
     was_training = model.training
     model.eval()

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd import Function
 
-__all__ = ["Dropout", "dropout", "silu_dropout_linear"]
+__all__ = ["Dropout", "dropout"]
 
 
 def _noise(x: Tensor, p: float) -> Tensor:
@@ -60,45 +60,3 @@ class Dropout(nn.Dropout):
         if self.inplace:
             return super().forward(x)
         return dropout(x, self.p, self.training)
-
-
-class _SiluDropoutLinear(Function):
-    @staticmethod
-    def forward(ctx, h: Tensor, p: float, weight: Tensor, bias: Tensor | None,  # noqa: D102
-                ) -> Tensor:
-        a = F.silu(h)
-        mask = None
-        if p > 0:
-            noise = _noise(a, p)
-            mask = noise.bool()
-            a = a * noise.div_(1 - p)
-        ctx.save_for_backward(h, mask, weight)
-        ctx.p, ctx.has_bias = p, bias is not None
-        return F.linear(a, weight, bias)
-
-    @staticmethod
-    def backward(ctx, g: Tensor):  # noqa: ANN205, D102
-        h, mask, weight = ctx.saved_tensors
-        p = ctx.p
-        a = F.silu(h)
-        if mask is not None:
-            a = a * _scale(mask, p, a.dtype)
-        g2 = g.reshape(-1, g.size(-1))
-        g_weight = g2.t() @ a.reshape(-1, a.size(-1))
-        g_bias = g2.sum(0) if ctx.has_bias else None
-        ga = g @ weight
-        if mask is not None:
-            ga = ga * _scale(mask, p, ga.dtype)
-        return torch.ops.aten.silu_backward(ga, h), None, g_weight, g_bias
-
-
-def silu_dropout_linear(h: Tensor, p: float, training: bool, linear: nn.Linear) -> Tensor:
-    """``linear(dropout(silu(h), p, training))`` keeping only ``h`` and the mask for backward.
-
-    The FFN tail of HIViT: the dropped activation, which ``linear`` would keep, is rebuilt
-    in backward from ``h`` and the mask (one SiLU), with the same noise as :func:`dropout`.
-    """
-    if (not torch.is_grad_enabled() or h.device.type != "cpu" or p >= 1
-            or not (h.requires_grad or linear.weight.requires_grad)):
-        return linear(dropout(F.silu(h), p, training))
-    return _SiluDropoutLinear.apply(h, p if training else 0.0, linear.weight, linear.bias)

@@ -24,16 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd import Function
 
-__all__ = ["EdgeCSR", "edge_spmm", "gatv2_score", "chunk_edges"]
+from napari_higt.models.chunks import chunk_rows
 
-# Bytes of one per-edge chunk temporary: small enough to be reused from the allocator's
-# heap (large blocks are mapped and unmapped page by page on every allocation).
-CHUNK_BYTES = 1 << 22
-
-
-def chunk_edges(channels: int, itemsize: int) -> int:
-    """Edges per chunk so that a (chunk, channels) temporary is about ``CHUNK_BYTES``."""
-    return max(256, CHUNK_BYTES // max(channels * itemsize, 1))
+__all__ = ["EdgeCSR", "edge_spmm", "gatv2_score"]
 
 
 def _compute_dtype(*ts: Tensor) -> torch.dtype:
@@ -168,7 +161,7 @@ class _GATv2Score(Function):
         n_edges, (_, n_heads, c) = dst.numel(), att.shape
         a = att.to(dtype)
         out = xd.new_empty(n_edges, n_heads, dtype=dtype)
-        step = chunk_edges(n_heads * c, torch.finfo(dtype).bits // 8)
+        step = chunk_rows(n_heads * c, torch.finfo(dtype).bits // 8)
         for i in range(0, n_edges, step):
             j = min(i + step, n_edges)
             z = F.leaky_relu_(_pair_chunk(xs, xd, src, dst, i, j, dtype), slope)
@@ -191,7 +184,7 @@ class _GATv2Score(Function):
         gxd = torch.zeros(xd.shape, dtype=dtype, device=xd.device) if need_d else None
         gatt = torch.zeros(n_heads, c, dtype=dtype, device=att.device) if need_a else None
         g = g.to(dtype)
-        step = chunk_edges(n_heads * c, torch.finfo(dtype).bits // 8)
+        step = chunk_rows(n_heads * c, torch.finfo(dtype).bits // 8)
         for i in range(0, n_edges, step):
             j = min(i + step, n_edges)
             z = _pair_chunk(xs, xd, src, dst, i, j, dtype)

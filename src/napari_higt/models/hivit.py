@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from napari_higt.models.dropout import Dropout, silu_dropout_linear
+from napari_higt.models.dropout import Dropout
+from napari_higt.models.ffn import pointwise_ffn
 from napari_higt.models.ssa import FullSelfAttention, SeparableSelfAttention
 
 
@@ -38,7 +39,7 @@ class TransformerLayer(nn.Module):
         else:
             raise ValueError(f"attention must be 'separable' or 'full', got {attention!r}")
         self.norm2 = nn.LayerNorm(dim)
-        # Run as Linear, then SiLU + dropout + Linear fused (forward reads the parts).
+        # Run as one chunked kernel (models.ffn.pointwise_ffn), which reads the parts.
         self.ffn = nn.Sequential(
             nn.Linear(dim, ffn_ratio * dim),
             nn.SiLU(),
@@ -53,8 +54,8 @@ class TransformerLayer(nn.Module):
         a, ctx = self.attn(self.norm1(x), batch, num_graphs)
         x = x + self.drop(a)
         lin1, _, drop1, lin2, drop2 = self.ffn
-        h = silu_dropout_linear(lin1(self.norm2(x)), drop1.p, self.training, lin2)
-        return x + drop2(h), ctx
+        return x + pointwise_ffn(self.norm2(x), lin1, drop1.p, lin2, drop2.p,
+                                 self.training), ctx
 
 
 class LevelBlock(nn.Module):

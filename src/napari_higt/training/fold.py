@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_higt.devices import cpu_heap_blocks
 from napari_higt.errors import CheckpointError
 from napari_higt.inference.checkpoint import config_differences, load_checkpoint, save_checkpoint
 from napari_higt.training.callbacks import CancelToken, EpochInfo, dispatch
@@ -128,6 +129,7 @@ def _save_last(path: Path, run: FoldRun, ckpt_config: dict[str, Any], epoch: int
     })
 
 
+@cpu_heap_blocks()
 def train_fold(
     dataset: Any,
     train_idx: np.ndarray,

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_higt.devices import resolve_device
+from napari_higt.devices import cpu_heap_blocks, resolve_device
 from napari_higt.errors import CheckpointError, GraphError
 from napari_higt.levels import PATCH, PATCH_SIZE, tile_size0
 from napari_higt.models.hmgdm import HMGDM, HMGDMConfig, load_hmgdm_checkpoint
@@ -256,6 +256,7 @@ def _make_optim(model: HMGDM, cfg: PretrainConfig):
     return opt, sched
 
 
+@cpu_heap_blocks()
 def pretrain_hmgdm(
     graphs: Sequence,
     model_config: HMGDMConfig | dict | None = None,

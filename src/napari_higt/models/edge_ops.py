@@ -177,7 +177,6 @@ class _GATv2Score(Function):
         dtype = _compute_dtype(xs, xd, att)
         n_edges, (_, n_heads, c) = dst.numel(), att.shape
         a = att.to(dtype)
-        a_neg = a * slope
         need_s, need_d, need_a = ctx.needs_input_grad[0], ctx.needs_input_grad[1], \
             ctx.needs_input_grad[4]
         gxs = torch.zeros(xs.shape, dtype=dtype, device=xs.device) if need_s else None
@@ -189,9 +188,12 @@ class _GATv2Score(Function):
             j = min(i + step, n_edges)
             z = _pair_chunk(xs, xd, src, dst, i, j, dtype)
             gi = g[i:j]
-            pos = z > 0
             if need_s or need_d:
-                gz = torch.where(pos, a, a_neg).mul_(gi.unsqueeze(-1))
+                # a or slope * a per element, then times g: the numbers of
+                # torch.where(z > 0, a, slope * a) * g, whose broadcast where runs ~30x
+                # slower on the CPU and was a tenth of a training step.
+                gz = torch.ops.aten.leaky_relu_backward(a.expand_as(z), z, slope, False)
+                gz.mul_(gi.unsqueeze(-1))
                 if need_s:
                     if src is None:
                         gxs[i:j] += gz

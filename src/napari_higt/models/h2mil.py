@@ -74,9 +74,9 @@ class H2MIL(nn.Module):
     def forward(self, data: object) -> HIGTOutput:
         """Classify slide graph(s); explanations are on the original nodes."""
         x, level, parent, pos, edge_index, batch, n_graphs = graph_inputs(data)
-        g = run_gnn_stages(self.in_norm(self.standardize(x)), level, parent, pos, edge_index,
-                           batch, n_graphs, self.convs, self.gnn_norms, self.pools,
-                           self.gnn_dropout)
+        g = run_gnn_stages(x, level, parent, pos, edge_index, batch, n_graphs, self.convs,
+                           self.gnn_norms, self.pools, self.gnn_dropout, in_norm=self.in_norm,
+                           in_standardize=self.standardize)
         logits = self.head(scatter(g.x, g.batch, 0, dim_size=n_graphs, reduce="mean"))
         share = self._logit_share(g.x, g.batch, logits.detach().argmax(-1))
         importance = HIGT.node_importance(share, g.stage_graphs, level, batch, n_graphs)

@@ -62,18 +62,20 @@ class GNNStages:
 
 def _conv_norm_dropout(conv: nn.Module, norm: nn.Module, dropout: nn.Module, x: Tensor,
                        edge_index: Tensor, level: Tensor, in_norm: nn.Module | None,
-                       ) -> tuple[Tensor, dict[str, Tensor]]:
-    h, att = conv(x, edge_index, level, in_norm=in_norm)
+                       in_standardize: nn.Module | None) -> tuple[Tensor, dict[str, Tensor]]:
+    h, att = conv(x, edge_index, level, in_norm=in_norm, in_standardize=in_standardize)
     return dropout(norm(h)), att
 
 
 def run_gnn_stages(x: Tensor, level: Tensor, parent: Tensor, pos: Tensor, edge_index: Tensor,
                    batch: Tensor, n_graphs: int, convs: nn.ModuleList, norms: nn.ModuleList,
                    pools: nn.ModuleList, dropout: nn.Module, in_norm: nn.Module | None = None,
-                   checkpoint: bool = False) -> GNNStages:
+                   checkpoint: bool = False, in_standardize: nn.Module | None = None,
+                   ) -> GNNStages:
     """Run every (conv, norm, pool) stage on a batch of slide graphs (see the module doc).
 
-    ``in_norm`` normalises ``x`` inside the first conv (fused with its projections);
+    ``in_norm`` normalises ``x`` inside the first conv (fused with its projections), after
+    ``in_standardize`` if given (so neither full-size intermediate is built);
     ``checkpoint`` recomputes each conv -> norm -> dropout in backward instead of keeping
     its intermediate tensors (same numbers and dropout masks; less memory, more time).
     """
@@ -81,7 +83,7 @@ def run_gnn_stages(x: Tensor, level: Tensor, parent: Tensor, pos: Tensor, edge_i
                     torch.arange(x.size(0), device=x.device))
     for i, (conv, norm, pool) in enumerate(zip(convs, norms, pools)):
         args = (conv, norm, dropout, out.x, out.edge_index, out.level,
-                in_norm if i == 0 else None)
+                in_norm if i == 0 else None, in_standardize if i == 0 else None)
         if checkpoint and torch.is_grad_enabled():
             h, att = torch.utils.checkpoint.checkpoint(_conv_norm_dropout, *args,
                                                        use_reentrant=False)

@@ -248,10 +248,10 @@ class HIGT(nn.Module):
         n0 = x.size(0)
         level0, batch0 = level, batch
         with torch.set_grad_enabled(torch.is_grad_enabled() and gnn_grad):
-            g = run_gnn_stages(self.standardize(x), level, parent, pos, edge_index, batch,
+            g = run_gnn_stages(x, level, parent, pos, edge_index, batch,
                                n_graphs, self.convs, self.gnn_norms, self.pools,
                                self.gnn_dropout, in_norm=self.in_norm,
-                               checkpoint=self.gnn_checkpoint)
+                               checkpoint=self.gnn_checkpoint, in_standardize=self.standardize)
         x, level, parent, batch, comp = g.x, g.level, g.parent, g.batch, g.comp
         comps, fits, node_att = g.assignments, g.fitness, g.node_attention
         edge_att, stage_graphs = g.edge_attention, g.stage_graphs

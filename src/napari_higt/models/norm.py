@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd import Function
 
+from napari_higt.models.chunks import row_chunks
+
 __all__ = ["FeatureStandardizer", "fit_standardizer", "norm_linear"]
 
 
@@ -66,41 +68,55 @@ def _affine_linear(xhat: Tensor, gamma: Tensor, beta: Tensor, weight: Tensor) ->
     return F.linear(xhat, weight * gamma, weight @ beta)
 
 
+def _xhat(x: Tensor, mean: Tensor | None, std: Tensor | None, eps: float) -> Tensor:
+    """The normalised rows ``layer_norm((x - mean) / std)`` without the affine part."""
+    if mean is not None:
+        x = torch.sub(x, mean.to(x.dtype)).div_(std.to(x.dtype))
+    return F.layer_norm(x, (x.size(-1),), eps=eps)
+
+
 class _NormLinear(Function):
     @staticmethod
     def forward(ctx, x: Tensor, gamma: Tensor, beta: Tensor, weight: Tensor,  # noqa: D102
-                eps: float) -> Tensor:
-        xhat = F.layer_norm(x, (x.size(-1),), eps=eps)
-        ctx.save_for_backward(xhat, gamma, beta, weight)
-        return _affine_linear(xhat, gamma, beta, weight)
+                eps: float, mean: Tensor | None, std: Tensor | None) -> Tensor:
+        w, b = weight * gamma, weight @ beta
+        out = x.new_empty(x.size(0), weight.size(0))
+        for i, j in row_chunks(x.size(0), x.size(1), x.element_size()):
+            torch.addmm(b, _xhat(x[i:j], mean, std, eps), w.t(), out=out[i:j])
+        ctx.save_for_backward(x, gamma, beta, weight, mean, std)
+        ctx.eps = eps
+        return out
 
     @staticmethod
     def backward(ctx, g: Tensor):  # noqa: ANN205, D102
-        xhat, gamma, beta, weight = ctx.saved_tensors
-        g2 = g.reshape(-1, g.size(-1))
-        p = g2.t() @ xhat.reshape(-1, xhat.size(-1))  # G^T xhat: (out, C)
-        g_sum = g2.sum(0)
+        x, gamma, beta, weight, mean, std = ctx.saved_tensors
+        p = None  # G^T xhat: (out, C), with xhat rebuilt per chunk
+        for i, j in row_chunks(x.size(0), x.size(1), x.element_size()):
+            xhat = _xhat(x[i:j], mean, std, ctx.eps)
+            # The first chunk's product as it is: one chunk gives the unchunked numbers.
+            p = g[i:j].t() @ xhat if p is None else p.addmm_(g[i:j].t(), xhat)
+        g_sum = g.sum(0)
         # With y = xhat * gamma + beta: dW = G^T y, dgamma = sum_j W * G^T xhat, dbeta = W^T 1G.
         g_weight = p * gamma + torch.outer(g_sum, beta)
-        return None, (p * weight).sum(0), g_sum @ weight, g_weight, None
+        return None, (p * weight).sum(0), g_sum @ weight, g_weight, None, None, None
 
 
-def norm_linear(x: Tensor, norm: nn.LayerNorm, weight: Tensor) -> Tensor:
-    """``F.linear(norm(x), weight)``, cheaper in backward when ``x`` needs no gradient.
+def norm_linear(x: Tensor, norm: nn.LayerNorm, weight: Tensor,
+                standardize: FeatureStandardizer | None = None) -> Tensor:
+    """``F.linear(norm(standardize(x)), weight)``, in row chunks when ``x`` needs no gradient.
 
     The gradient reaching ``norm(x)`` is only needed for the norm's own scale and shift, and
     those follow from ``G^T xhat``, the product the weight gradient needs anyway: backward
-    runs one large matrix product instead of two, and only ``xhat`` is kept (not both the
-    input and the output of the norm). Used for raw node features, which never need a
-    gradient; anything else (a gradient to ``x``, autocast, a norm without an affine part)
-    takes the plain path.
+    runs one large matrix product instead of two. Neither the standardised features nor
+    ``xhat`` (each as large as the input) is stored: forward and backward rebuild them a
+    chunk of rows at a time from ``x``, which the caller keeps anyway. Used for raw node
+    features, which never need a gradient; anything else (a gradient to ``x``, autocast, a
+    norm without an affine part, inputs that are not (N, C)) takes the plain path.
     """
-    fused = (not x.requires_grad and norm.elementwise_affine and norm.bias is not None
-             and len(norm.normalized_shape) == 1
+    fused = (not x.requires_grad and x.dim() == 2 and norm.elementwise_affine
+             and norm.bias is not None and len(norm.normalized_shape) == 1
              and not torch.is_autocast_enabled(x.device.type))
     if not fused:
-        return F.linear(norm(x), weight)
-    if not torch.is_grad_enabled():
-        xhat = F.layer_norm(x, (x.size(-1),), eps=norm.eps)
-        return _affine_linear(xhat, norm.weight, norm.bias, weight)
-    return _NormLinear.apply(x, norm.weight, norm.bias, weight, norm.eps)
+        return F.linear(norm(x if standardize is None else standardize(x)), weight)
+    mean, std = (None, None) if standardize is None else (standardize.mean, standardize.std)
+    return _NormLinear.apply(x, norm.weight, norm.bias, weight, norm.eps, mean, std)

@@ -36,7 +36,7 @@ from torch.utils.checkpoint import checkpoint
 from torch_geometric.utils import scatter, softmax
 
 from napari_higt.models.edge_ops import EdgeCSR, edge_spmm, gatv2_score
-from napari_higt.models.norm import norm_linear
+from napari_higt.models.norm import FeatureStandardizer, norm_linear
 
 # Node levels of the hierarchical graph (docs/contracts.md); group keys use 3 = number of levels.
 N_LEVELS = 3
@@ -123,7 +123,8 @@ class RAConv(nn.Module):
         nn.init.zeros_(self.bias)
 
     def forward(
-        self, x: Tensor, edge_index: Tensor, level: Tensor, in_norm: nn.LayerNorm | None = None
+        self, x: Tensor, edge_index: Tensor, level: Tensor, in_norm: nn.LayerNorm | None = None,
+        in_standardize: FeatureStandardizer | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Convolve.
 
@@ -135,6 +136,8 @@ class RAConv(nn.Module):
         in_norm : nn.LayerNorm, optional
             Normalise ``x`` with it first: the same as passing ``in_norm(x)``, but fused
             with the projections (:func:`~napari_higt.models.norm.norm_linear`).
+        in_standardize : FeatureStandardizer, optional
+            Standardise ``x`` first (fused with ``in_norm`` the same way).
 
         Returns
         -------
@@ -161,7 +164,10 @@ class RAConv(nn.Module):
         # unbind, not indexing: its backward stacks the parts once instead of one zero-filled
         # full-size gradient per part.
         weight = torch.cat([m.weight for m in self._projections()])
-        proj = F.linear(x, weight) if in_norm is None else norm_linear(x, in_norm, weight)
+        if in_norm is None:
+            proj = F.linear(x if in_standardize is None else in_standardize(x), weight)
+        else:
+            proj = norm_linear(x, in_norm, weight, in_standardize)
         proj = proj.view(n, -1, h, c).unbind(1)
         xw, ux = proj[0], proj[1]
 

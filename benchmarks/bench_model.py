@@ -132,16 +132,21 @@ def _setup(name: str, n_patches: int, device: str, in_dim: int, hidden: int, thr
     return data, model, step
 
 
-def worker(name: str, n_patches: int, device: str, in_dim: int, hidden: int, reps: int,
-           threads: int, amp: bool = False) -> dict:
-    """Measure one configuration in this process; returns a JSON-able dict."""
+def _allocator_scope(name: str):  # noqa: ANN202
+    """The heap scope training (train_fold) and prediction (predict) run their steps in;
+    none for the system-allocator baseline."""
     import contextlib
 
     from napari_higt.devices import cpu_heap_blocks
 
+    return contextlib.nullcontext() if name in SYSTEM_ALLOCATOR else cpu_heap_blocks()
+
+
+def worker(name: str, n_patches: int, device: str, in_dim: int, hidden: int, reps: int,
+           threads: int, amp: bool = False) -> dict:
+    """Measure one configuration in this process; returns a JSON-able dict."""
     data, model, step = _setup(name, n_patches, device, in_dim, hidden, threads, amp)
-    # The scope training (train_fold) and prediction (predict) run their steps in.
-    with contextlib.nullcontext() if name in SYSTEM_ALLOCATOR else cpu_heap_blocks():
+    with _allocator_scope(name):
         return _measure(name, n_patches, device, reps, data, model, step)
 
 
@@ -186,17 +191,14 @@ def profile(spec: str, device: str, in_dim: int, hidden: int, threads: int, rows
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from napari_higt.devices import cpu_heap_blocks
-
     name, size = spec.split("@")
     _, _, step = _setup(name, parse_size(size), device, in_dim, hidden, threads, False)
-    if name not in SYSTEM_ALLOCATOR:
-        cpu_heap_blocks().__enter__()  # for the rest of this process, as in train_fold
-    step()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda")
                                      else [])
-    with torch_profile(activities=acts, record_shapes=True, profile_memory=True) as prof:
+    with _allocator_scope(name):
         step()
+        with torch_profile(activities=acts, record_shapes=True, profile_memory=True) as prof:
+            step()
     ka = prof.key_averages()
     print(ka.table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40))
     print(ka.table(sort_by="self_cpu_memory_usage", row_limit=rows, max_name_column_width=40))
@@ -241,8 +243,9 @@ def _report(res: dict[tuple[str, int], dict], device: str) -> None:
     base = "higt-mmap"
     for n in sorted({k[1] for k in res if k[0] == base}):
         if r(sep, n):
-            print(f"{n // 1024}k heap scope vs system default: {r(base, n)['time_s'] / r(sep, n)['time_s']:.2f}x "
-                  f"faster, peak {r(sep, n)['peak_mb']:.0f} vs {r(base, n)['peak_mb']:.0f} MB")
+            speedup = r(base, n)["time_s"] / r(sep, n)["time_s"]
+            print(f"{n // 1024}k heap scope vs system default: {speedup:.2f}x faster, peak "
+                  f"{r(sep, n)['peak_mb']:.0f} vs {r(base, n)['peak_mb']:.0f} MB")
     if r(base, 65536) and r(base, 16384):
         print(f"t(64k)/t(16k) with the system default: "
               f"{r(base, 65536)['time_s'] / r(base, 16384)['time_s']:.2f}")

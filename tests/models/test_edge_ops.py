@@ -1,4 +1,5 @@
-"""The edge kernels of RAConv(+), the lean dropout and the chunked FFN against their plain\ntorch forms."""
+"""The edge kernels of RAConv(+), the lean dropout and the chunked FFN against their plain
+torch forms."""
 
 from __future__ import annotations
 

@@ -21,19 +21,14 @@ from torch import Tensor, nn
 from torch.autograd import Function
 
 from napari_higt.models.chunks import row_chunks
-from napari_higt.models.dropout import dropout
+from napari_higt.models.dropout import _noise, _scale, dropout
 
 __all__ = ["pointwise_ffn"]
 
 
-def _mask(shape: torch.Size, p: float, dtype: torch.dtype) -> Tensor:
-    """Keep-mask of a dropout, drawn as ATen's CPU dropout draws its noise."""
-    return torch.empty(shape, dtype=dtype).bernoulli_(1 - p).bool()
-
-
-def _scale(t: Tensor, mask: Tensor, p: float) -> Tensor:
+def _drop(t: Tensor, mask: Tensor, p: float) -> Tensor:
     """``t * noise`` in place, with the noise rebuilt from its mask (0 or ``1 / (1 - p)``)."""
-    return t.mul_(mask.to(t.dtype).div_(1 - p))
+    return t.mul_(_scale(mask, p, t.dtype))
 
 
 class _PointwiseFFN(Function):
@@ -51,14 +46,14 @@ class _PointwiseFFN(Function):
                 hc += b1
             a = F.silu(hc)
             if m1 is not None:
-                m1[i:j] = _mask(a.shape, p1, a.dtype)
-                _scale(a, m1[i:j], p1)
+                m1[i:j] = _noise(a, p1).bool()
+                _drop(a, m1[i:j], p1)
             yc = torch.matmul(a, w2.t(), out=y[i:j])
             if b2 is not None:
                 yc += b2
             if m2 is not None:
-                m2[i:j] = _mask(yc.shape, p2, yc.dtype)
-                _scale(yc, m2[i:j], p2)
+                m2[i:j] = _noise(yc, p2).bool()
+                _drop(yc, m2[i:j], p2)
         ctx.save_for_backward(x, h, w1, w2, m1, m2)
         ctx.p = (p1, p2)
         ctx.has_bias = (b1 is not None, b2 is not None)
@@ -76,16 +71,16 @@ class _PointwiseFFN(Function):
         for i, j in row_chunks(x.size(0), h.size(1), h.element_size()):
             g = gy[i:j]
             if m2 is not None:
-                g = _scale(g.clone(), m2[i:j], p2)
+                g = _drop(g.clone(), m2[i:j], p2)
             a = F.silu(h[i:j])
             if m1 is not None:
-                _scale(a, m1[i:j], p1)
+                _drop(a, m1[i:j], p1)
             gw2.addmm_(g.t(), a)
             if gb2 is not None:
                 gb2 += g.sum(0)
             ga = g @ w2
             if m1 is not None:
-                _scale(ga, m1[i:j], p1)
+                _drop(ga, m1[i:j], p1)
             gh = torch.ops.aten.silu_backward(ga, h[i:j])
             gw1.addmm_(gh.t(), x[i:j])
             if gb1 is not None:

@@ -30,9 +30,8 @@ class FeatureStandardizer(nn.Module):
         self.register_buffer("mean", torch.zeros(in_dim))
         self.register_buffer("std", torch.ones(in_dim))
 
-    def forward(self, x: Tensor) -> Tensor:
-        # One new (N, C) tensor, divided in place: node features are the largest input.
-        return torch.sub(x, self.mean.to(x.dtype)).div_(self.std.to(x.dtype))
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        return _standardized(x, self.mean, self.std)
 
     @torch.no_grad()
     def fit(self, xs: Iterable[Tensor], min_std: float = 1e-6) -> FeatureStandardizer:
@@ -63,15 +62,16 @@ def fit_standardizer(model: nn.Module, graphs: Iterable[object]) -> bool:
     return True
 
 
-def _affine_linear(xhat: Tensor, gamma: Tensor, beta: Tensor, weight: Tensor) -> Tensor:
-    """``(xhat * gamma + beta) W^T`` as ``xhat (W gamma)^T + W beta``: no (N, C) temporary."""
-    return F.linear(xhat, weight * gamma, weight @ beta)
+def _standardized(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """``(x - mean) / std``: one new tensor, divided in place (node features are the largest
+    input)."""
+    return torch.sub(x, mean.to(x.dtype)).div_(std.to(x.dtype))
 
 
 def _xhat(x: Tensor, mean: Tensor | None, std: Tensor | None, eps: float) -> Tensor:
     """The normalised rows ``layer_norm((x - mean) / std)`` without the affine part."""
     if mean is not None:
-        x = torch.sub(x, mean.to(x.dtype)).div_(std.to(x.dtype))
+        x = _standardized(x, mean, std)
     return F.layer_norm(x, (x.size(-1),), eps=eps)
 
 
@@ -79,6 +79,7 @@ class _NormLinear(Function):
     @staticmethod
     def forward(ctx, x: Tensor, gamma: Tensor, beta: Tensor, weight: Tensor,  # noqa: D102
                 eps: float, mean: Tensor | None, std: Tensor | None) -> Tensor:
+        # (xhat * gamma + beta) W^T as xhat (W gamma)^T + W beta: no affine (N, C) temporary.
         w, b = weight * gamma, weight @ beta
         out = x.new_empty(x.size(0), weight.size(0))
         for i, j in row_chunks(x.size(0), x.size(1), x.element_size()):

@@ -2,6 +2,7 @@
 
 import json
 import math
+import threading
 from pathlib import Path
 
 import pytest
@@ -99,7 +100,15 @@ def test_train_from_the_widget(make_napari_viewer, qtbot, tnotes, data, tmp_path
     # The synthetic label is learnable: better than chance on average.
     assert res.summary()["auc"]["mean"] > 0.5
 
-    # Curves got every step and every epoch of both folds, and were drawn.
+    # Curves got every step and every epoch of both folds, and were drawn: off the GUI
+    # thread (a matplotlib draw there froze the viewer), into the label's pixels.
+    qtbot.waitUntil(lambda: not w.plot.drawing, timeout=30_000)
+    assert w.plot.renderer.thread not in (None, threading.get_ident())
+    shown = w.canvas.pixmap().toImage()
+    assert not shown.isNull() and shown.width() >= 200
+    colours = {shown.pixel(x, y) for x in range(0, shown.width(), 7)
+               for y in range(0, shown.height(), 7)}
+    assert len(colours) > 5  # axes, text and curves, not a blank label
     assert set(w.curves) == {(0, 0), (0, 1)}
     for key, c in w.curves.items():
         steps = len(c["step_loss"])
@@ -127,6 +136,8 @@ def test_train_from_the_widget(make_napari_viewer, qtbot, tnotes, data, tmp_path
     viewer.window._qt_window.resizeDocks([dock], [520], Qt.Horizontal)
     viewer.reset_view()
     qtbot.wait(150)
+    qtbot.waitUntil(lambda: not w.plot.drawing, timeout=30_000)  # redrawn at the new width
+    assert w.canvas.pixmap().deviceIndependentSize().toSize() == w.canvas.size()
     _close_toasts(viewer)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(SCREENSHOTS / "training_widget.png"), canvas_only=False, flash=False)

@@ -40,6 +40,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["WorkerWidget", "mpp_missing_message", "start_background"]
 
 
+#: Milliseconds between two steps of a generator ``on_done``.
+STEP_GAP_MS = 1
+
+
 class _Job:
     """State of one background run. Held by the worker's callbacks, not by the widget, so a
     widget deleted mid-run (viewer closed) only flips ``alive`` and nothing touches it."""
@@ -220,7 +224,10 @@ class WorkerWidget(QWidget):
             self._release(job)
             self._report(str(exc), warning=True)
             return
-        QTimer.singleShot(0, lambda: self._paint_step(job, steps))
+        # Not 0 ms: Qt runs a 0 ms single shot as a posted event, and posted events chain
+        # ahead of timers and input, so every step would run in one turn of the loop. A
+        # timer is due after those already waiting (input, redraws, other timers).
+        QTimer.singleShot(STEP_GAP_MS, lambda: self._paint_step(job, steps))
 
     def _fail(self, job: _Job, exc: BaseException, what: str) -> None:
         self._release(job)

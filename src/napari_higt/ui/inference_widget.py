@@ -24,6 +24,7 @@ from napari_higt.features.base import MODEL_FILE_OPTION
 from napari_higt.inference.card import model_card, prediction_text
 from napari_higt.ui.follow import follow_slide
 from napari_higt.ui.forms import path_row
+from napari_higt.ui.glyphs import warm_glyphs
 from napari_higt.ui.layers import features_folder, find_slide_layer, slide_of_layer
 from napari_higt.ui.paint import ResultPaint, iter_paint_result, load_and_prepare, \
     prepare_result_paint
@@ -160,6 +161,8 @@ class InferenceWidget(WorkerWidget):
         key = (str(path), path.stat().st_mtime_ns, self.device.currentText())
         if key in self._warmed:
             return
+        if not self._warmed:  # and the canvas's glyphs for the score maps' titles
+            warm_glyphs(self.viewer)
         self._warmed.add(key)
         self.warming = True
 

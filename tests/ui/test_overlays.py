@@ -69,10 +69,13 @@ def test_overlay_in_viewer_in_um(make_napari_viewer, tcga_path, tcga_graph):
     i = list(nodes.features["level"]).index("x10")
     c = node_centres(graph, slide.dimensions)[nodes.features["node"][i]]
     np.testing.assert_allclose(nodes.data_to_world(nodes.data[i]), c[::-1] * 1.0)
-    # Toggles: a level through the points' shown mask, an edge type through its colour.
+    # Toggles: a level by leaving its dots out of the layer, an edge type by its colour.
+    before = nodes.features["level"].value_counts()
+    assert before["x5"] > 0 and before["x10"] > 0
     set_graph_part(viewer, str(slide.path), "x5", False)
-    level = nodes.features["level"].to_numpy()
-    assert not nodes.shown[level == "x5"].any() and nodes.shown[level == "x10"].all()
+    after = nodes.features["level"].value_counts()
+    assert "x5" not in after and after["x10"] == before["x10"]
+    assert len(nodes.data) == len(nodes.features) == len(nodes.size) == after.sum()
     set_graph_part(viewer, str(slide.path), "scale", False)
     kind = layers[1].features["type"].to_numpy()
     alpha = np.asarray(layers[1].edge_color)[:, 3]
@@ -230,7 +233,9 @@ def test_dots_and_edges_are_kept_near_the_view(make_napari_viewer, tcga_path):
     cam = camera(viewer)
     cam.zoom = 0.01  # zoomed far out: made with no dot or edge to draw
     _, edges, nodes = add_graph_overlay(viewer, graph, slide)
-    assert len(edges.data) == 0 and not nodes.shown.any() and not edges.visible
+    assert len(edges.data) == 0 and len(nodes.data) == 0 and not edges.visible
+    every_node = graph_layer_data(graph, slide)[2]
+    every_pos, every_level = every_node[0], every_node[1]["features"]["level"].to_numpy()
 
     def in_view(points, layer):
         r0, c0, r1, c1 = view_rect(viewer, layer)
@@ -248,11 +253,13 @@ def test_dots_and_edges_are_kept_near_the_view(make_napari_viewer, tcga_path):
         assert 0 < len(mid) < n_edges / 4
         on_screen = {tuple(m) for m in every_mid[in_view(every_mid, edges)]}
         assert on_screen and on_screen <= {tuple(m) for m in mid}
-        pts = np.asarray(nodes.data)
-        assert 0 < nodes.shown.sum() < len(pts) / 4
+        # the layer holds the dots near the view of the levels switched on, no others
+        pts = {tuple(p) for p in np.asarray(nodes.data)}
+        assert 0 < len(pts) < len(every_pos) / 4
         parts = part_visible(viewer, str(slide.path))
-        on = np.array([parts[lv] for lv in nodes.features["level"]])
-        assert nodes.shown[in_view(pts, nodes) & on].all()
+        on = np.array([parts[lv] for lv in every_level])
+        assert {tuple(p) for p in every_pos[in_view(every_pos, nodes) & on]} <= pts
+        assert set(nodes.features["level"]) <= {lv for lv, v in parts.items() if v}
         drawn.append({tuple(m) for m in mid})
         if centre == (2000.0, 2000.0):
             set_graph_part(viewer, str(slide.path), "spatial", False)
@@ -262,7 +269,7 @@ def test_dots_and_edges_are_kept_near_the_view(make_napari_viewer, tcga_path):
     assert not part_visible(viewer, str(slide.path))["spatial"]
     kind = edges.features["type"].to_numpy()
     assert (np.asarray(edges.edge_color)[kind == "spatial", 3] == 0).all()
-    assert not nodes.shown[nodes.features["level"].to_numpy() == "x10"].any()
+    assert "x10" not in set(nodes.features["level"]) and len(nodes.data) > 0
     # zoomed out, the whole graph is the grid alone; back in, its dots and edges return
     viewer.reset_view()
     assert not edges.visible

@@ -9,7 +9,8 @@ Three layers per slide, whatever the graph's size:
 * **graph nodes**: one dot per node at its tile's centre (x10 patches, x5 regions, a star
   for the whole-slide node), a fixed fraction of the tile in data units, clamped on screen
   by napari's ``canvas_size_limits`` so a dot never covers its patch nor shrinks out of
-  sight. A level is hidden through the layer's ``shown`` mask.
+  sight. The layer holds only the dots it draws (napari's cost per frame follows the
+  points a layer holds): those near the view, of the levels switched on.
 * **graph edges**: spatial and scale edges as one Vectors layer whose width stays
   `EDGE_PX` screen pixels at every zoom (`napari_higt.ui.screen`); an edge type is hidden
   by making its colour transparent.
@@ -57,6 +58,8 @@ EDGE_PX = 1.5
 #: of every dot in screen pixels.
 DOT_FRACTION = {THUMBNAIL: 0.5, REGION: 0.12, PATCH: 0.18}
 DOT_PX = (3, 10)
+#: Dot border, as a share of its diameter.
+DOT_BORDER = 0.12
 #: Dots and edges are drawn while an x10 tile spans at least this many screen pixels.
 DETAIL_PX = 24
 #: Opacity of each layer, and the factor applied while a score map is shown.
@@ -80,6 +83,10 @@ ROLES = {"grid": "graph-grid", "nodes": "graph-nodes", "edges": "graph-edges"}
 #: the node levels switched on; which items are near the view is `ui.screen.culled_mask`.
 _EDGES_KEY = "higt_edges"
 _LEVELS_KEY = "higt_levels_shown"
+#: ``layer.metadata`` key of every node's position and attributes (the layer holds those
+#: near the view).
+_NODES_KEY = "higt_nodes"
+_NODE_ATTRS = ("size", "face_color", "symbol", "features")
 
 
 def _name(part: str, slide: Slide) -> str:
@@ -116,12 +123,14 @@ def _nodes_layer(graph: HierarchicalGraph, slide: Slide,
         feats["tissue_fraction"] = np.asarray(tissue_fraction)[idx]
     tile = np.array([graph.patch_size[PATCH if n == PATCH else REGION] for n in names], float)
     size = tile * np.array([DOT_FRACTION[n] for n in names])
+    rgba = {lv: (*hex_rgb(c), 1.0) for lv, c in LEVEL_COLOURS.items()}
     kwargs = slide_layer_kwargs(slide, 1.0, higt_role=ROLES["nodes"],
                                 higt_base_opacity=OPACITY["nodes"])
     kwargs.update(name=_name("graph nodes", slide), size=size, canvas_size_limits=DOT_PX,
-                  face_color=[LEVEL_COLOURS[n] for n in names], border_color="#000000",
-                  border_width=0.12, border_width_is_relative=True,
-                  symbol=["star" if n == THUMBNAIL else "disc" for n in names],
+                  face_color=np.array([rgba[n] for n in names], float).reshape(-1, 4),
+                  border_color="#000000", border_width=DOT_BORDER,
+                  border_width_is_relative=True,
+                  symbol=np.where(names == THUMBNAIL, "star", "disc"),
                   features=pd.DataFrame(feats), opacity=OPACITY["nodes"])
     centres = node_centres(graph, slide.dimensions)
     return centres[idx][:, ::-1].copy(), kwargs, "points"
@@ -230,9 +239,12 @@ def iter_graph_overlay(viewer: napari.viewer.Viewer, graph_or_data, slide: Slide
             # napari refuses an empty colour array: none drawn yet, any colour will do
             kwargs["edge_color"] = full[near] if near.any() else EDGE_COLOURS[EDGE_SPATIAL]
         if kind == "points":
-            meta[_LEVELS_KEY] = np.isin(np.asarray(kwargs["features"]["level"]),
+            full = {"data": np.asarray(values)} | {k: kwargs[k] for k in _NODE_ATTRS}
+            meta[_NODES_KEY] = full
+            meta[_LEVELS_KEY] = np.isin(np.asarray(full["features"]["level"]),
                                         [lv for lv in LEVELS if shown.get(lv, True)])
-            kwargs["shown"] = meta[_LEVELS_KEY] & near
+            values = full["data"][meta[_LEVELS_KEY] & near]
+            kwargs.update(_node_subset(full, meta[_LEVELS_KEY] & near))
         layer = getattr(viewer, f"add_{kind}")(values, **kwargs)
         if kind == "vectors":
             keep_screen_width(viewer, layer, EDGE_PX)
@@ -251,9 +263,28 @@ def _positions(values: np.ndarray, kind: str) -> np.ndarray:
     return values[:, 0, -2:] + values[:, 1, -2:] / 2
 
 
+def _node_subset(full: dict, sel: np.ndarray) -> dict:
+    """The per-node attributes of the nodes ``sel`` picks (napari keyword arguments)."""
+    out = {k: (full[k].iloc[np.flatnonzero(sel)].reset_index(drop=True) if k == "features"
+               else np.asarray(full[k])[sel]) for k in _NODE_ATTRS}
+    if not sel.any():  # napari refuses an empty colour array: none drawn, any will do
+        out["face_color"] = LEVEL_COLOURS[PATCH]
+    return out
+
+
 def _show_nodes(layer):
     def show(mask: np.ndarray) -> None:
-        layer.shown = layer.metadata[_LEVELS_KEY] & mask
+        # The layer holds only the dots it draws: napari's cost per frame follows the
+        # points a layer holds, not those its `shown` mask lets through.
+        full = layer.metadata[_NODES_KEY]
+        sel = layer.metadata[_LEVELS_KEY] & mask
+        with layer.events.blocker_all():  # one refresh for data and attributes together
+            layer.selected_data = set()
+            layer.data = full["data"][sel]
+            for key, value in _node_subset(full, sel).items():
+                setattr(layer, key, value)
+            layer.border_width = DOT_BORDER
+        layer.refresh()
     return show
 
 
@@ -325,11 +356,11 @@ def set_graph_part(viewer: napari.viewer.Viewer, slide_path: str, part: str,
     elif part in LEVELS:
         layer = graph_layer(viewer, slide_path, "nodes")
         if layer is not None:
-            level = layer.features["level"].to_numpy()
+            level = _node_levels(layer)
             layer.metadata[_LEVELS_KEY] = np.where(level == part, visible,
                                                    layer.metadata[_LEVELS_KEY])
             near = culled_mask(layer)
-            layer.shown = layer.metadata[_LEVELS_KEY] & (True if near is None else near)
+            _show_nodes(layer)(np.ones(len(level), bool) if near is None else near)
     else:
         layer = graph_layer(viewer, slide_path, "edges")
         if layer is not None:
@@ -344,6 +375,11 @@ def set_graph_part(viewer: napari.viewer.Viewer, slide_path: str, part: str,
     return layer is not None
 
 
+def _node_levels(layer) -> np.ndarray:
+    """The level of every node of a nodes layer (drawn or not)."""
+    return np.asarray(layer.metadata[_NODES_KEY]["features"]["level"])
+
+
 def part_visible(viewer: napari.viewer.Viewer, slide_path: str) -> dict[str, bool]:
     """Which parts of the slide's graph are shown now (empty without a graph)."""
     out: dict[str, bool] = {}
@@ -352,7 +388,7 @@ def part_visible(viewer: napari.viewer.Viewer, slide_path: str) -> dict[str, boo
         out["grid"] = grid.visible
     nodes = graph_layer(viewer, slide_path, "nodes")
     if nodes is not None:
-        level = nodes.features["level"].to_numpy()
+        level = _node_levels(nodes)
         on = nodes.metadata[_LEVELS_KEY]
         for lv in LEVELS:
             out[lv] = bool(np.any(on[level == lv])) if np.any(level == lv) else True

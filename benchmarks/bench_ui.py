@@ -25,14 +25,17 @@ desktop's), through the plugin's docked widgets as a user presses their buttons.
    to the end of the canvas draw it triggers (median and p95 over ``--frames`` frames), with
    the graph as the overlay draws it (dots and edges only once a patch is legible, else the
    patch grid alone), the slide alone, and every graph layer forced on, at each ``--zooms``
-   (1 = the whole slide in view). An untimed sweep first loads the slide tiles.
+   (1 = the whole slide in view). An untimed sweep first loads the slide tiles; the three
+   are then timed in ``--rounds`` alternating rounds over the drag, so that a change in the
+   machine's load during the run weighs on the ratio's two sides alike.
 
 No private napari attribute is used: the window is sized with ``viewer.window.resize``, the
 canvas size read from ``viewer.canvas.size``, and the draws counted on vispy's public
 ``SceneCanvas.events.draw`` (the viewer's canvas is the one vispy ``SceneCanvas`` alive).
 
     xvfb-run -a -s "-screen 0 1920x1200x24" python benchmarks/bench_ui.py \\
-        [--size 40000] [--nodes 20000] [--frames 50] [--zooms 1 4 16] [--repeats 2] [--skip-pan]
+        [--size 40000] [--nodes 20000] [--frames 50] [--zooms 1 4 16] [--rounds 5]
+        [--repeats 2] [--skip-pan]
 """
 
 from __future__ import annotations
@@ -277,7 +280,7 @@ def time_pan(viewer, draws: DrawCounter, path: list[tuple]) -> np.ndarray:
 
 
 def pan_frames(viewer, draws: DrawCounter, size: int, n_nodes: int, frames: int,
-               zooms: list[float]) -> tuple[dict, dict]:
+               zooms: list[float], rounds: int = 5) -> tuple[dict, dict]:
 
     from napari_higt.graph.layout import node_tissue_fraction
     from napari_higt.ui.layers import slide_of_layer
@@ -305,22 +308,31 @@ def pan_frames(viewer, draws: DrawCounter, size: int, n_nodes: int, frames: int,
     from napari_higt.ui.screen import refresh_detail
 
     results = {}
+    whats = ("slide only", "+ graph", "+ all forced on")
     for zoom in zooms:
         route = pan_path(viewer, frames, zoom)
+        for ly in graph_layers:
+            ly.visible = False
+        settle()
+        time_pan(viewer, draws, route)  # untimed: loads the slide tiles on the path
+        times = {what: [] for what in whats}
         # As the overlay shows it (dots and edges only from a legible zoom), the slide
-        # alone, and every layer forced on (what the overlay avoids when zoomed out).
-        for what in ("slide only", "+ graph", "+ all forced on"):
-            for ly in graph_layers:
-                ly.visible = what != "slide only"
+        # alone, and every layer forced on (what the overlay avoids when zoomed out), in
+        # alternating rounds over the same drag, so that the machine's load drifting
+        # during the run weighs on the three alike.
+        for r in range(rounds):
+            for what in whats:
+                for ly in graph_layers:
+                    ly.visible = what != "slide only"
+                    if what == "+ graph":
+                        refresh_detail(viewer, ly)
+                settle()
+                times[what].append(time_pan(viewer, draws, route[r::rounds]))
                 if what == "+ graph":
-                    refresh_detail(viewer, ly)
-            settle()
-            if what == "slide only":
-                time_pan(viewer, draws, route)  # untimed: loads the slide tiles on the path
-            results[(zoom, what)] = time_pan(viewer, draws, route)
-            if what == "+ graph":
-                info.setdefault("drawn", {})[zoom] = ", ".join(
-                    ly.name.split(" ·")[0] for ly in graph_layers if ly.visible) or "none"
+                    info.setdefault("drawn", {})[zoom] = ", ".join(
+                        ly.name.split(" ·")[0] for ly in graph_layers if ly.visible) or "none"
+        for what in whats:
+            results[(zoom, what)] = np.concatenate(times[what])
         for ly in graph_layers:  # the overlay's own state again
             ly.visible = True
             refresh_detail(viewer, ly)
@@ -374,6 +386,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=50, help="frames per pan")
     ap.add_argument("--zooms", type=float, nargs="+", default=[1.0, 4.0, 16.0],
                     help="zooms of the pans, times the whole-slide view")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="alternating rounds of the pan's three configurations")
     ap.add_argument("--repeats", type=int, default=2, help="inference Runs after the first")
     ap.add_argument("--window", type=int, nargs=2, default=(1600, 1000), metavar=("W", "H"))
     ap.add_argument("--skip-pan", action="store_true", help="only the workflow")
@@ -391,7 +405,7 @@ def main() -> None:
     try:
         wf = None if args.skip_workflow else workflow(viewer, draws, beat, args.repeats)
         pan = None if args.skip_pan else pan_frames(viewer, draws, args.size, args.nodes,
-                                                    args.frames, args.zooms)
+                                                    args.frames, args.zooms, args.rounds)
         canvas = viewer.canvas.size
         renderer = gl_renderer(draws.canvas)
     finally:

@@ -205,7 +205,8 @@ class GraphWidget(WorkerWidget):
         for layer in iter_graph_overlay(self.viewer, data, slide, shown=shown):
             self.layers.append(layer)
             yield
-        add_unscored_strip(self.viewer, strip, slide)
+        if add_unscored_strip(self.viewer, strip, slide) is not None:
+            yield  # a layer too: its own turn
         c = build.graph.counts()
         how = ("features up to date" if build.result.status == "skipped"
                else f"features computed in {build.result.seconds:.1f} s")

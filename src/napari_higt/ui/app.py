@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 from pathlib import Path
 
@@ -47,6 +46,7 @@ def open_workbench(slide_path: str | os.PathLike | None = None, mpp: float | Non
 
     from napari_higt.datasets import sample_path
     from napari_higt.ui.reader import read_slide
+    from napari_higt.ui.worker import freeze_long_lived
 
     demo = _demo_files()
     if slide_path is None and demo is not None:
@@ -73,13 +73,8 @@ def open_workbench(slide_path: str | os.PathLike | None = None, mpp: float | Non
     arrange_docks(docks, first_tool)
     docks[DOCKED_WIDGETS.index(FRONT_WIDGET)].raise_()
     docks[first_tool].raise_()
-    if own:
-        # napari, Qt and vispy leave a few million long-lived objects; a full garbage
-        # collection walks them all (seconds on a loaded CPU, on whichever thread
-        # allocates, holding the GIL: the viewer freezes). Frozen, they are never walked
-        # again. Only for a viewer of our own: a caller's (a test's) must stay collectable.
-        gc.collect()
-        gc.freeze()
+    if own:  # a caller's (a test's) viewer must stay collectable
+        freeze_long_lived()
     return viewer
 
 

@@ -27,9 +27,9 @@ __all__ = ["WARM_CHARACTERS", "warm_glyphs", "GLYPHS_PER_TURN"]
 WARM_CHARACTERS = (string.ascii_letters + string.digits + string.punctuation
                    + "·µ±−–…×²")
 #: Characters drawn per event-loop turn (about 10 ms each on a 2-core machine).
-GLYPHS_PER_TURN = 6
+GLYPHS_PER_TURN = 3
 #: Milliseconds between two turns: time for the canvas to draw the last batch.
-TURN_MS = 40
+TURN_MS = 50
 _STATE_KEYS = ("visible", "text", "color", "box", "opacity")
 
 

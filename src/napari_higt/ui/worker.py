@@ -37,7 +37,38 @@ from napari_higt.ui.layers import find_slide_layer, slide_of_layer
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-__all__ = ["WorkerWidget", "mpp_missing_message", "start_background"]
+__all__ = ["WorkerWidget", "mpp_missing_message", "start_background", "freeze_long_lived"]
+
+#: Whether `freeze_long_lived` moved the process's objects out of the garbage collector's
+#: reach, and whether it did so again after the background import of the torch stack.
+_FROZEN = {"heap": False, "stack": False}
+
+
+def freeze_long_lived() -> None:
+    """Collect, then keep every object alive now out of later garbage collections.
+
+    napari, Qt and vispy leave a few million long-lived objects; a full collection walks
+    them all (seconds on a loaded CPU, on whichever thread allocates, holding the GIL: the
+    viewer freezes). Frozen, they are never walked again. The torch stack, imported later
+    in a worker (`devices.import_torch_stack`), adds ~180,000 more (a 100-250 ms full
+    collection on the GUI thread, in the middle of painting a result), so they are frozen
+    too once imported. Only for a process that owns its viewer: a caller's (a test's)
+    objects must stay collectable.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    _FROZEN["heap"] = True
+
+
+def _import_stack() -> None:
+    import_torch_stack()
+    if _FROZEN["heap"] and not _FROZEN["stack"]:
+        import gc
+
+        _FROZEN["stack"] = True
+        gc.freeze()  # no collection first: that would hold the GIL for seconds
 
 
 #: Milliseconds between two steps of a generator ``on_done``.
@@ -146,7 +177,7 @@ class WorkerWidget(QWidget):
                 note.emit(message)
 
         def work():
-            import_torch_stack()
+            _import_stack()
             with report_warnings(warn):
                 return func(report, cancelled)
 
@@ -307,7 +338,7 @@ def start_background(func: Callable[..., Any], *args: Any,
     from napari.qt.threading import create_worker
 
     def work():
-        import_torch_stack()
+        _import_stack()
         return func(*args)
 
     global _exit_wait_registered

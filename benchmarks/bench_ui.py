@@ -64,8 +64,10 @@ class DrawCounter:
 
         # The workbench froze its start-up objects (`gc.freeze`), which hides them from
         # `gc.get_objects`: thaw, look, freeze again.
+        # `type(o)`, not `isinstance`: isinstance reads `o.__class__`, which lazy module
+        # proxies answer by importing (torch_geometric, while a worker imports it).
         gc.unfreeze()
-        canvases = [o for o in gc.get_objects() if isinstance(o, SceneCanvas)]
+        canvases = [o for o in gc.get_objects() if issubclass(type(o), SceneCanvas)]
         gc.freeze()
         if len(canvases) != 1:
             raise SystemExit(f"expected one vispy canvas, found {len(canvases)}")

@@ -40,8 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["WorkerWidget", "mpp_missing_message", "start_background", "freeze_long_lived"]
 
 #: Whether `freeze_long_lived` moved the process's objects out of the garbage collector's
-#: reach, and whether it did so again after the background import of the torch stack.
-_FROZEN = {"heap": False, "stack": False}
+#: reach, and the kinds of job whose first run's leftovers were frozen since.
+_FROZEN: dict = {"heap": False, "kinds": set()}
 
 
 def freeze_long_lived() -> None:
@@ -49,10 +49,11 @@ def freeze_long_lived() -> None:
 
     napari, Qt and vispy leave a few million long-lived objects; a full collection walks
     them all (seconds on a loaded CPU, on whichever thread allocates, holding the GIL: the
-    viewer freezes). Frozen, they are never walked again. The torch stack, imported later
-    in a worker (`devices.import_torch_stack`), adds ~180,000 more (a 100-250 ms full
-    collection on the GUI thread, in the middle of painting a result), so they are frozen
-    too once imported. Only for a process that owns its viewer: a caller's (a test's)
+    viewer freezes). Frozen, they are never walked again. The jobs import more on first use
+    in their workers (the torch stack, scipy, scikit-learn, scikit-image: ~180,000 objects
+    for the torch stack alone, a 100-250 ms full collection on the GUI thread in the middle
+    of painting a result), so the first run of each kind of job freezes what it left too
+    (`_freeze_after`). Only for a process that owns its viewer: a caller's (a test's)
     objects must stay collectable.
     """
     import gc
@@ -62,13 +63,20 @@ def freeze_long_lived() -> None:
     _FROZEN["heap"] = True
 
 
-def _import_stack() -> None:
-    import_torch_stack()
-    if _FROZEN["heap"] and not _FROZEN["stack"]:
-        import gc
+def _freeze_after(kind: str) -> None:
+    """Once per kind of job, where the heap is frozen: freeze what its first run left.
 
-        _FROZEN["stack"] = True
-        gc.freeze()  # no collection first: that would hold the GIL for seconds
+    A young collection first, so that the run's own cyclic garbage is not kept with it (a
+    full one would hold the GIL for seconds); once per kind, not per run, so what little
+    garbage is kept stays bounded.
+    """
+    if not _FROZEN["heap"] or kind in _FROZEN["kinds"]:
+        return
+    import gc
+
+    _FROZEN["kinds"].add(kind)
+    gc.collect(1)
+    gc.freeze()
 
 
 #: Milliseconds between two steps of a generator ``on_done``.
@@ -177,9 +185,11 @@ class WorkerWidget(QWidget):
                 note.emit(message)
 
         def work():
-            _import_stack()
+            import_torch_stack()
             with report_warnings(warn):
-                return func(report, cancelled)
+                out = func(report, cancelled)
+            _freeze_after(what)
+            return out
 
         worker = create_worker(work, _start_thread=False, _ignore_errors=True)
         job.worker = worker
@@ -338,8 +348,10 @@ def start_background(func: Callable[..., Any], *args: Any,
     from napari.qt.threading import create_worker
 
     def work():
-        _import_stack()
-        return func(*args)
+        import_torch_stack()
+        out = func(*args)
+        _freeze_after(getattr(func, "__qualname__", "background"))
+        return out
 
     global _exit_wait_registered
     if not _exit_wait_registered:

@@ -30,7 +30,10 @@ WARM_CHARACTERS = (string.ascii_letters + string.digits + string.punctuation
 GLYPHS_PER_TURN = 3
 #: Milliseconds between two turns: time for the canvas to draw the last batch.
 TURN_MS = 50
-_STATE_KEYS = ("visible", "text", "color", "box", "opacity")
+#: What `warm_glyphs` changes on the overlay, and so puts back.
+_STATE_KEYS = ("visible", "text", "color", "box")
+#: The running warm-ups' timers (a timer without a Qt parent lives while referenced).
+_TIMERS: set = set()
 
 
 def warm_glyphs(viewer: napari.viewer.Viewer, characters: str = WARM_CHARACTERS,
@@ -77,9 +80,6 @@ def warm_glyphs(viewer: napari.viewer.Viewer, characters: str = WARM_CHARACTERS,
     overlay.visible = True
     timer.setInterval(TURN_MS)
     timer.timeout.connect(turn)
-    _TIMERS.add(timer)  # a timer without a Qt parent lives while referenced
+    _TIMERS.add(timer)
     timer.start()
     return True
-
-
-_TIMERS: set = set()

@@ -243,8 +243,9 @@ def iter_graph_overlay(viewer: napari.viewer.Viewer, graph_or_data, slide: Slide
             meta[_NODES_KEY] = full
             meta[_LEVELS_KEY] = np.isin(np.asarray(full["features"]["level"]),
                                         [lv for lv in LEVELS if shown.get(lv, True)])
-            values = full["data"][meta[_LEVELS_KEY] & near]
-            kwargs.update(_node_subset(full, meta[_LEVELS_KEY] & near))
+            sel = meta[_LEVELS_KEY] & near
+            values = full["data"][sel]
+            kwargs.update(_node_subset(full, sel))
         layer = getattr(viewer, f"add_{kind}")(values, **kwargs)
         if kind == "vectors":
             keep_screen_width(viewer, layer, EDGE_PX)

@@ -161,7 +161,6 @@ class CurvePlot:
         self.stale = False
         self._drawing = False  # a draw is with the background worker
         self._again = False  # curves changed while it was
-        self._image: np.ndarray | None = None  # the shown pixels (QImage borrows them)
         self._timer = QTimer(parent)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.draw)
@@ -230,14 +229,14 @@ class CurvePlot:
 
     def _show(self, rgba: np.ndarray) -> None:
         h, w = rgba.shape[:2]
-        image = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
-        pixmap = QPixmap.fromImage(image)
+        # fromImage copies: the QImage only borrows ``rgba`` for this call
+        pixmap = QPixmap.fromImage(QImage(rgba.data, w, h, 4 * w,
+                                          QImage.Format.Format_RGBA8888))
         pixmap.setDevicePixelRatio(self.canvas.devicePixelRatioF())
         try:
             self.canvas.setPixmap(pixmap)
         except RuntimeError:  # the widget went away while the worker drew
             return
-        self._image = rgba
         self.redraws += 1
 
     def _drawn(self) -> None:
